@@ -1,0 +1,214 @@
+//! The command line, as Python 3.13's `python3 -m http.server` has it, and
+//! the start-up: bind, print the banner, serve.
+
+use crate::connection::Timeouts;
+use crate::reactor::{Options, Server};
+use crate::respond::{Protocol, Site};
+use clap::Parser;
+use std::fmt;
+use std::io::{self, Write};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Serve a directory over HTTP: a fast, single-threaded drop-in for
+/// `python3 -m http.server`.
+#[derive(Parser, Debug)]
+#[command(name = "tinyserve", version, about, long_about = None)]
+pub struct Cli {
+    /// bind to this port (0 picks a free one)
+    #[arg(default_value_t = 8000, value_name = "PORT")]
+    pub port: u16,
+
+    /// bind to this address: IPv4, IPv6 or a host name [default: all interfaces, IPv6 and IPv4]
+    #[arg(short = 'b', long = "bind", value_name = "ADDRESS")]
+    pub bind: Option<String>,
+
+    /// serve this directory [default: current directory]
+    #[arg(short = 'd', long = "directory", value_name = "DIR")]
+    pub directory: Option<PathBuf>,
+
+    /// conform to this HTTP version; HTTP/1.0 closes every connection, as Python's default does
+    #[arg(short = 'p', long = "protocol", value_name = "VERSION", default_value = "HTTP/1.1",
+          value_parser = ["HTTP/1.0", "HTTP/1.1"])]
+    pub protocol: String,
+
+    /// run as CGI server (reserved: not implemented yet)
+    #[arg(long)]
+    pub cgi: bool,
+
+    /// no access log
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+
+    /// seconds a client may take to send a request head
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    pub header_timeout: u64,
+
+    /// seconds an idle keep-alive connection is kept open
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    pub idle_timeout: u64,
+
+    /// seconds a response may stall because the client does not read
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    pub send_timeout: u64,
+
+    /// most connections at once [default: from the open-file limit]
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
+}
+
+/// A start-up failure, said in one line.
+#[derive(Debug)]
+pub struct StartError(String);
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+                let _ = e.print();
+                return ExitCode::SUCCESS;
+            }
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("bad arguments");
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            eprintln!("tinyserve: {first} (see --help)");
+            return ExitCode::from(2);
+        }
+    };
+    match start(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tinyserve: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn start(cli: &Cli) -> Result<(), StartError> {
+    let site = open_site(cli)?;
+    let listener = bind(cli.bind.as_deref(), cli.port)?;
+    let open_files = raise_open_file_limit();
+    let options = Options {
+        timeouts: Timeouts {
+            head: Duration::from_secs(cli.header_timeout),
+            idle: Duration::from_secs(cli.idle_timeout),
+            send: Duration::from_secs(cli.send_timeout),
+            linger: Duration::from_secs(2),
+        },
+        // Leave room for files being sent and the process's own descriptors.
+        max_connections: cli
+            .max_connections
+            .unwrap_or_else(|| (open_files.saturating_sub(32) / 2).max(16)),
+        quiet: cli.quiet,
+    };
+    let mut server = Server::new(listener, site, options)
+        .map_err(|e| StartError(format!("cannot start: {e}")))?;
+    let addr = server
+        .local_addr()
+        .map_err(|e| StartError(format!("cannot read the bound address: {e}")))?;
+    print_banner(addr);
+    server
+        .run()
+        .map_err(|e| StartError(format!("event loop failed: {e}")))
+}
+
+fn open_site(cli: &Cli) -> Result<Site, StartError> {
+    let dir = match &cli.directory {
+        Some(d) => d.clone(),
+        None => std::env::current_dir()
+            .map_err(|e| StartError(format!("cannot read the current directory: {e}")))?,
+    };
+    let fail =
+        |e: io::Error| StartError(format!("cannot serve directory '{}': {e}", dir.display()));
+    let root_path = dir.canonicalize().map_err(fail)?;
+    let root = std::fs::File::open(&root_path).map_err(fail)?;
+    if !root.metadata().map_err(fail)?.is_dir() {
+        return Err(fail(io::Error::from(io::ErrorKind::NotADirectory)));
+    }
+    std::fs::read_dir(&root_path).map_err(fail)?;
+    Ok(Site {
+        root,
+        root_path,
+        protocol: if cli.protocol == "HTTP/1.0" {
+            Protocol::Http10
+        } else {
+            Protocol::Http11
+        },
+        cgi: cli.cgi,
+    })
+}
+
+/// Binds as Python's CLI does: the first address the name resolves to, or
+/// with no `-b`, `::` dual-stack, falling back to `0.0.0.0` without IPv6.
+fn bind(address: Option<&str>, port: u16) -> Result<std::net::TcpListener, StartError> {
+    const BACKLOG: i32 = 1024;
+    let addr = match address {
+        None => {
+            let any6 = SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port);
+            if let Ok(listener) = crate::sys::listen(any6, BACKLOG) {
+                return Ok(listener);
+            }
+            SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port)
+        }
+        Some(host) => {
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            (host, port)
+                .to_socket_addrs()
+                .map_err(|e| StartError(format!("cannot resolve '{host}': {e}")))?
+                .next()
+                .ok_or_else(|| StartError(format!("'{host}' has no address")))?
+        }
+    };
+    crate::sys::listen(addr, BACKLOG)
+        .map_err(|e| StartError(format!("cannot listen on {addr}: {e}")))
+}
+
+/// Python's banner, which scripts wait for and read the port from.
+fn print_banner(addr: SocketAddr) {
+    let host = addr.ip().to_string();
+    let url_host = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.clone()
+    };
+    let port = addr.port();
+    let mut out = io::stdout();
+    let _ = writeln!(
+        out,
+        "Serving HTTP on {host} port {port} (http://{url_host}:{port}/) ..."
+    );
+    let _ = out.flush();
+}
+
+/// Raises the soft open-file limit to the hard one; returns the new limit.
+fn raise_open_file_limit() -> usize {
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    unsafe {
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return 1024;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                lim = raised;
+            }
+        }
+        usize::try_from(lim.rlim_cur)
+            .unwrap_or(usize::MAX)
+            .min(1 << 20)
+    }
+}

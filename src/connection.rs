@@ -1,0 +1,569 @@
+//! One client connection: a state machine driven by socket readiness.
+//!
+//! The connection owns its socket, the bytes it has received but not yet
+//! used, and the bytes it could not send yet. Everything it answers comes
+//! from [`respond`](crate::respond); this module only moves bytes and keeps
+//! time. Buffers the reactor lends ([`Shared`]) carry the common case, so a
+//! connection that is waiting for its next request owns no buffer at all.
+
+use crate::clock::Clock;
+use crate::log::AccessLog;
+use crate::request::{self, EMPTY_HEADER, HeadScan, MAX_HEADER_LINES, Scan};
+use crate::respond::{self, Body, Reply, Request, Scratch, Site};
+use crate::sys;
+use mio::net::TcpStream;
+use std::fs::File;
+use std::io::{self, Read};
+use std::net::{IpAddr, Shutdown};
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+/// How long each kind of wait may last.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// From the first byte of a request head to its end.
+    pub head: Duration,
+    /// A kept-alive connection with no request in progress.
+    pub idle: Duration,
+    /// A response that the client stops reading.
+    pub send: Duration,
+    /// Reading what a client still sends after we closed our side.
+    pub linger: Duration,
+}
+
+/// What the reactor lends a connection while it handles an event.
+pub struct Shared<'a> {
+    pub site: &'a Site,
+    pub clock: &'a Clock,
+    pub log: &'a mut AccessLog,
+    pub timeouts: &'a Timeouts,
+    /// Where socket reads land first.
+    pub rbuf: &'a mut [u8],
+    /// Where responses are written before they are sent.
+    pub wbuf: &'a mut Vec<u8>,
+    pub scratch: &'a mut Scratch,
+}
+
+/// What the reactor should do with the connection after an event.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Progress {
+    /// Wait for the next readiness event.
+    Wait,
+    /// The connection used its share of work; run it again soon.
+    Again,
+    /// Drop the connection.
+    Close,
+}
+
+enum State {
+    /// Waiting for a request head; the scan remembers how far it looked.
+    Head(HeadScan),
+    /// Sending a file after the head, then going on as `close` says.
+    File {
+        file: File,
+        offset: u64,
+        end: u64,
+        close: bool,
+    },
+    /// The last response is being sent; then our side closes.
+    Closing,
+    /// Our side is closed; reading until the client closes too, so that
+    /// unread request bytes do not turn into a reset that eats the response.
+    Linger,
+}
+
+pub struct Connection {
+    socket: TcpStream,
+    peer: IpAddr,
+    state: State,
+    /// Received bytes not yet used; starts at the current request.
+    inbuf: Vec<u8>,
+    /// Response bytes not yet sent, from `out_pos`.
+    out: Vec<u8>,
+    out_pos: usize,
+    /// Request body bytes to skip before the next request head.
+    discard: u64,
+    /// The client sent EOF.
+    peer_closed: bool,
+    /// Readiness as last reported and not yet used up (edge-triggered).
+    readable: bool,
+    writable: bool,
+    /// When the current wait times out.
+    pub deadline: Instant,
+    /// The current head's deadline has been set (it is not pushed back).
+    head_started: bool,
+}
+
+/// Work done per event before yielding to other connections.
+const BUDGET: usize = 32;
+/// Responses gathered before they are sent together (pipelining).
+const WBUF_FLUSH: usize = 64 * 1024;
+/// Largest `sendfile` per call, so one download does not hog the loop.
+const SENDFILE_CHUNK: usize = 1 << 20;
+
+impl Connection {
+    pub fn new(socket: TcpStream, peer: IpAddr, clock: &Clock, timeouts: &Timeouts) -> Connection {
+        Connection {
+            socket,
+            peer,
+            state: State::Head(HeadScan::default()),
+            inbuf: Vec::new(),
+            out: Vec::new(),
+            out_pos: 0,
+            discard: 0,
+            peer_closed: false,
+            readable: false,
+            writable: false,
+            deadline: clock.now + timeouts.idle,
+            head_started: false,
+        }
+    }
+
+    pub fn socket(&mut self) -> &mut TcpStream {
+        &mut self.socket
+    }
+
+    /// No request in progress and nothing to send: safe to close at shutdown.
+    pub fn is_idle(&self) -> bool {
+        matches!(self.state, State::Head(_))
+            && self.inbuf.is_empty()
+            && self.out_pos == self.out.len()
+    }
+
+    /// Handles a readiness event.
+    pub fn ready(&mut self, readable: bool, writable: bool, sh: &mut Shared) -> Progress {
+        self.readable |= readable;
+        self.writable |= writable;
+        self.pump(sh)
+    }
+
+    /// Does as much work as the socket allows, up to the budget.
+    pub fn pump(&mut self, sh: &mut Shared) -> Progress {
+        for _ in 0..BUDGET {
+            let step = match self.step(sh) {
+                Ok(step) => step,
+                Err(_) => return Progress::Close,
+            };
+            match step {
+                Step::Continue => {}
+                Step::Blocked => return Progress::Wait,
+                Step::Done => return Progress::Close,
+            }
+        }
+        Progress::Again
+    }
+
+    /// One unit of work: at most one read, write or sendfile.
+    fn step(&mut self, sh: &mut Shared) -> io::Result<Step> {
+        if self.out_pos < self.out.len() {
+            return self.send_out(sh);
+        }
+        match &mut self.state {
+            State::Head(_) => self.read_requests(sh),
+            State::File { .. } => self.send_file(sh),
+            State::Closing => {
+                if self.peer_closed {
+                    return Ok(Step::Done);
+                }
+                let _ = self.socket.shutdown(Shutdown::Write);
+                self.state = State::Linger;
+                self.deadline = sh.clock.now + sh.timeouts.linger;
+                Ok(Step::Continue)
+            }
+            State::Linger => {
+                if !self.readable {
+                    return Ok(Step::Blocked);
+                }
+                match self.socket.read(sh.rbuf) {
+                    Ok(0) => Ok(Step::Done),
+                    Ok(_) => Ok(Step::Continue),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        self.readable = false;
+                        Ok(Step::Blocked)
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(Step::Continue),
+                    Err(e) => Err(e),
+                }
+            }
+        }
+    }
+
+    /// Reads and answers requests, gathering the answers in `sh.wbuf`.
+    fn read_requests(&mut self, sh: &mut Shared) -> io::Result<Step> {
+        if !self.inbuf.is_empty() {
+            // Requests left over from an earlier read (pipelining) come first.
+            let buf = std::mem::take(&mut self.inbuf);
+            let used = self.handle_input(&buf, false, sh);
+            self.take_back(buf, used);
+            if used > 0 || !matches!(self.state, State::Head(_)) {
+                return self.flush_wbuf(sh);
+            }
+        }
+        if self.peer_closed {
+            return Ok(Step::Done);
+        }
+        if !self.readable {
+            return Ok(Step::Blocked);
+        }
+        let n = match self.socket.read(sh.rbuf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.readable = false;
+                return Ok(Step::Blocked);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(Step::Continue),
+            Err(e) => return Err(e),
+        };
+        if n < sh.rbuf.len() {
+            // A short read drains a stream socket: the next edge will tell
+            // us of new data, so skip the read that would say WouldBlock.
+            self.readable = false;
+        }
+        if n == 0 {
+            self.peer_closed = true;
+            return self.end_of_input(sh);
+        }
+        if self.inbuf.is_empty() {
+            // The common case: answer straight from the shared buffer, and
+            // copy only an unfinished head into a buffer of our own.
+            let rbuf = std::mem::take(&mut sh.rbuf);
+            let used = self.handle_input(&rbuf[..n], false, sh);
+            if used < n && self.keeps_input() {
+                self.inbuf = rbuf[used..n].to_vec();
+            }
+            sh.rbuf = rbuf;
+        } else {
+            self.inbuf.extend_from_slice(&sh.rbuf[..n]);
+            let buf = std::mem::take(&mut self.inbuf);
+            let used = self.handle_input(&buf, false, sh);
+            self.take_back(buf, used);
+        }
+        self.flush_wbuf(sh)
+    }
+
+    /// Input after the current request matters only while requests are
+    /// still to be answered.
+    fn keeps_input(&self) -> bool {
+        matches!(self.state, State::Head(_) | State::File { .. })
+    }
+
+    /// Puts the unused part of `buf` back as our input buffer, freeing the
+    /// allocation once it is all used: an idle connection owns no buffer.
+    fn take_back(&mut self, mut buf: Vec<u8>, used: usize) {
+        if used >= buf.len() || !self.keeps_input() {
+            self.inbuf = Vec::new();
+        } else {
+            buf.drain(..used);
+            self.inbuf = buf;
+        }
+    }
+
+    /// The client closed its side. Python answers whatever partial head it
+    /// has as if the line and head ended there; so do we, then close.
+    fn end_of_input(&mut self, sh: &mut Shared) -> io::Result<Step> {
+        if self.inbuf.is_empty() || self.discard > 0 || !matches!(self.state, State::Head(_)) {
+            return if self.out_pos < self.out.len() || !matches!(self.state, State::Head(_)) {
+                Ok(Step::Continue)
+            } else {
+                Ok(Step::Done)
+            };
+        }
+        let mut buf = std::mem::take(&mut self.inbuf);
+        if buf.last() != Some(&b'\n') {
+            buf.push(b'\n');
+        }
+        buf.push(b'\n');
+        self.state = State::Head(HeadScan::default());
+        self.handle_input(&buf, true, sh);
+        if matches!(self.state, State::Head(_)) {
+            self.state = State::Closing;
+        }
+        self.flush_wbuf(sh)
+    }
+
+    /// Parses and answers as many requests from `data` as it holds; returns
+    /// how many bytes were used. Answers go to `sh.wbuf`.
+    fn handle_input(&mut self, data: &[u8], at_eof: bool, sh: &mut Shared) -> usize {
+        let mut pos = 0;
+        while pos < data.len() {
+            if self.discard > 0 {
+                let skip = self.discard.min((data.len() - pos) as u64);
+                self.discard -= skip;
+                pos += skip as usize;
+                continue;
+            }
+            let State::Head(scan) = &mut self.state else {
+                break;
+            };
+            if sh.wbuf.len() >= WBUF_FLUSH {
+                break;
+            }
+            let buf = &data[pos..];
+            let outcome = scan.advance(buf);
+            match outcome {
+                Scan::Partial => {
+                    if !self.head_started {
+                        self.head_started = true;
+                        self.deadline = sh.clock.now + sh.timeouts.head;
+                    }
+                    break;
+                }
+                Scan::RequestLine(end) => {
+                    // Judge the request line before its headers arrive, as
+                    // Python does: a bad one is answered at once.
+                    match request::parse_request_line(&buf[..end]) {
+                        Ok(Some(_)) => {}
+                        Ok(None) => {
+                            self.state = State::Closing;
+                            return data.len();
+                        }
+                        Err(rejection) => {
+                            let line = request::trim_line_end(&buf[..end]);
+                            let reply = respond::reject(
+                                sh.site,
+                                sh.clock.http_date(),
+                                &rejection,
+                                false,
+                                sh.wbuf,
+                            );
+                            self.log(sh, line, &reply);
+                            self.state = State::Closing;
+                            return data.len();
+                        }
+                    }
+                }
+                Scan::Reject(rejection) => {
+                    let line_end = memchr::memchr(b'\n', buf).map_or(0, |i| i + 1);
+                    let line = if rejection.status == 414 {
+                        &b""[..]
+                    } else {
+                        request::trim_line_end(&buf[..line_end])
+                    };
+                    let head_only = request::parse_request_line(line)
+                        .ok()
+                        .flatten()
+                        .is_some_and(|l| l.method == b"HEAD");
+                    let reply = respond::reject(
+                        sh.site,
+                        sh.clock.http_date(),
+                        &rejection,
+                        head_only,
+                        sh.wbuf,
+                    );
+                    self.log(sh, line, &reply);
+                    self.state = State::Closing;
+                    return data.len();
+                }
+                Scan::Complete { line_end, head_end } => {
+                    let reply = self.answer(&buf[..line_end], &buf[line_end..head_end], sh);
+                    pos += head_end;
+                    self.head_started = false;
+                    self.discard = reply.discard;
+                    self.after_reply(reply, sh);
+                    if at_eof {
+                        break;
+                    }
+                }
+            }
+        }
+        pos
+    }
+
+    /// Answers one complete head into `sh.wbuf`.
+    fn answer(&mut self, line: &[u8], header_block: &[u8], sh: &mut Shared) -> Reply {
+        let raw_line = request::trim_line_end(line);
+        let parsed = match request::parse_request_line(line) {
+            Ok(Some(parsed)) => parsed,
+            // The line was judged when it arrived; this cannot happen, but an
+            // answer is better than a panic.
+            _ => {
+                let rejection = request::Rejection {
+                    status: 400,
+                    message: None,
+                    explain: None,
+                    before_version: true,
+                };
+                return respond::reject(sh.site, sh.clock.http_date(), &rejection, false, sh.wbuf);
+            }
+        };
+        let mut headers = [EMPTY_HEADER; MAX_HEADER_LINES];
+        let count = request::parse_headers(header_block, &mut headers);
+        let req = Request {
+            raw_line,
+            line: parsed,
+            headers: &headers[..count],
+        };
+        let reply = respond::respond(sh.site, sh.clock.http_date(), &req, sh.wbuf, sh.scratch);
+        self.log(sh, raw_line, &reply);
+        reply
+    }
+
+    fn log(&self, sh: &mut Shared, raw_line: &[u8], reply: &Reply) {
+        if let Some(message) = &reply.error {
+            sh.log.error(sh.clock, self.peer, reply.status, message);
+        }
+        sh.log.request(sh.clock, self.peer, raw_line, reply.status);
+    }
+
+    /// Moves to the state that sends the rest of `reply`.
+    fn after_reply(&mut self, reply: Reply, sh: &Shared) {
+        match reply.body {
+            Body::File { file, offset, len } => {
+                self.state = State::File {
+                    file,
+                    offset,
+                    end: offset + len,
+                    close: reply.close,
+                };
+                self.deadline = sh.clock.now + sh.timeouts.send;
+            }
+            Body::None if reply.close => self.state = State::Closing,
+            Body::None => {
+                self.state = State::Head(HeadScan::default());
+                self.deadline = sh.clock.now + sh.timeouts.idle;
+            }
+        }
+    }
+
+    /// Sends what `handle_input` gathered, keeping whatever the socket refuses.
+    fn flush_wbuf(&mut self, sh: &mut Shared) -> io::Result<Step> {
+        if sh.wbuf.is_empty() {
+            return Ok(Step::Continue);
+        }
+        if self.out_pos < self.out.len() || !self.writable {
+            self.out.extend_from_slice(sh.wbuf);
+            sh.wbuf.clear();
+            return Ok(Step::Continue);
+        }
+        let more = matches!(self.state, State::File { .. });
+        let sent = match sys::send(self.socket.as_raw_fd(), sh.wbuf, more) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.writable = false;
+                0
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => 0,
+            Err(e) => {
+                sh.wbuf.clear();
+                return Err(e);
+            }
+        };
+        if sent < sh.wbuf.len() {
+            self.out.clear();
+            self.out.extend_from_slice(&sh.wbuf[sent..]);
+            self.out_pos = 0;
+            self.deadline = sh.clock.now + sh.timeouts.send;
+        }
+        sh.wbuf.clear();
+        Ok(Step::Continue)
+    }
+
+    /// Sends from `out`, which the socket refused earlier.
+    fn send_out(&mut self, sh: &mut Shared) -> io::Result<Step> {
+        if !self.writable {
+            return Ok(Step::Blocked);
+        }
+        let more = matches!(self.state, State::File { .. });
+        match sys::send(self.socket.as_raw_fd(), &self.out[self.out_pos..], more) {
+            Ok(n) => {
+                self.out_pos += n;
+                self.deadline = sh.clock.now + sh.timeouts.send;
+                if self.out_pos == self.out.len() {
+                    self.out_pos = 0;
+                    // A burst's buffer is not worth keeping for an idle client.
+                    self.out = Vec::new();
+                    if let State::Head(_) = self.state {
+                        self.deadline = sh.clock.now + sh.timeouts.idle;
+                    }
+                }
+                Ok(Step::Continue)
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.writable = false;
+                Ok(Step::Blocked)
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(Step::Continue),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Sends the next piece of a file body with `sendfile`.
+    fn send_file(&mut self, sh: &mut Shared) -> io::Result<Step> {
+        if !self.writable {
+            return Ok(Step::Blocked);
+        }
+        let State::File {
+            file,
+            offset,
+            end,
+            close,
+        } = &mut self.state
+        else {
+            return Ok(Step::Continue);
+        };
+        let left = (*end - *offset).min(SENDFILE_CHUNK as u64) as usize;
+        match sys::sendfile(self.socket.as_raw_fd(), file, offset, left) {
+            // The file shrank under us: the promised length cannot be kept,
+            // so the connection ends and the client sees a short body.
+            Ok(0) => return Ok(Step::Done),
+            Ok(_) => self.deadline = sh.clock.now + sh.timeouts.send,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.writable = false;
+                return Ok(Step::Blocked);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(Step::Continue),
+            Err(e) => return Err(e),
+        }
+        if *offset == *end {
+            let close = *close;
+            if close {
+                self.state = State::Closing;
+            } else {
+                self.state = State::Head(HeadScan::default());
+                self.deadline = sh.clock.now + sh.timeouts.idle;
+            }
+        }
+        Ok(Step::Continue)
+    }
+
+    /// The deadline has passed: answer 408 to a half-sent head, otherwise
+    /// just close.
+    pub fn timed_out(&mut self, sh: &mut Shared) -> Progress {
+        match self.state {
+            State::Head(_) if self.head_started && self.out_pos == self.out.len() => {
+                let rejection = request::Rejection {
+                    status: 408,
+                    message: None,
+                    explain: None,
+                    before_version: false,
+                };
+                let reply =
+                    respond::reject(sh.site, sh.clock.http_date(), &rejection, false, sh.wbuf);
+                sh.log
+                    .error(sh.clock, self.peer, reply.status, "Request timed out");
+                self.state = State::Closing;
+                self.inbuf = Vec::new();
+                if self.flush_wbuf(sh).is_err() {
+                    return Progress::Close;
+                }
+                self.deadline = sh.clock.now + sh.timeouts.linger;
+                self.pump(sh)
+            }
+            State::Head(_) | State::Linger => Progress::Close,
+            State::File { .. } | State::Closing => {
+                sh.log.note(
+                    sh.clock,
+                    self.peer,
+                    "Response abandoned: the client stopped reading",
+                );
+                Progress::Close
+            }
+        }
+    }
+}
+
+enum Step {
+    Continue,
+    Blocked,
+    Done,
+}

@@ -1,0 +1,331 @@
+//! The event loop: one `mio::Poll` on one thread, owning the listening
+//! socket, a slab of connections and a signalfd. It reacts to readiness and
+//! to the passing of time; everything else happens in the connections.
+
+use crate::clock::Clock;
+use crate::connection::{Connection, Progress, Shared, Timeouts};
+use crate::log::AccessLog;
+use crate::respond::{Scratch, Site};
+use crate::sys;
+use mio::net::TcpListener;
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+use slab::Slab;
+use std::io::{self, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+const LISTENER: Token = Token(usize::MAX - 1);
+const SIGNALS: Token = Token(usize::MAX - 2);
+/// Each connection owns a few tokens (its socket, later its CGI pipes):
+/// `key * TOKENS_PER_CONNECTION + source`.
+pub const TOKENS_PER_CONNECTION: usize = 4;
+/// Connections accepted per listener event before others get a turn.
+const ACCEPT_BUDGET: usize = 64;
+/// Size of the shared read buffer.
+const READ_BUFFER: usize = 64 * 1024;
+/// How long in-flight responses may take to finish after SIGINT/SIGTERM.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+/// How long to stop accepting when the process runs out of descriptors.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+pub struct Options {
+    pub timeouts: Timeouts,
+    pub max_connections: usize,
+    pub quiet: bool,
+}
+
+/// What connections borrow from the server while they handle an event.
+struct Env {
+    site: Site,
+    clock: Clock,
+    log: AccessLog,
+    timeouts: Timeouts,
+    rbuf: Box<[u8]>,
+    wbuf: Vec<u8>,
+    scratch: Scratch,
+}
+
+impl Env {
+    fn shared(&mut self) -> Shared<'_> {
+        Shared {
+            site: &self.site,
+            clock: &self.clock,
+            log: &mut self.log,
+            timeouts: &self.timeouts,
+            rbuf: &mut self.rbuf,
+            wbuf: &mut self.wbuf,
+            scratch: &mut self.scratch,
+        }
+    }
+}
+
+pub struct Server {
+    poll: Poll,
+    listener: TcpListener,
+    signals: OwnedFd,
+    conns: Slab<Connection>,
+    env: Env,
+    max_connections: usize,
+    /// The listener is out of the poll: at the connection limit, after
+    /// EMFILE until the given time, or for good once shutting down.
+    paused: Option<Instant>,
+    /// Set once a stop signal came: the time by which we exit regardless.
+    stopping: Option<Instant>,
+    /// Tokens with work left after their budget ran out.
+    run_queue: Vec<Token>,
+}
+
+impl Server {
+    pub fn new(
+        listener: std::net::TcpListener,
+        site: Site,
+        options: Options,
+    ) -> io::Result<Server> {
+        let poll = Poll::new()?;
+        let mut listener = TcpListener::from_std(listener);
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let signals = sys::signal_fd(&[libc::SIGINT, libc::SIGTERM])?;
+        poll.registry().register(
+            &mut SourceFd(&signals.as_raw_fd()),
+            SIGNALS,
+            Interest::READABLE,
+        )?;
+        Ok(Server {
+            poll,
+            listener,
+            signals,
+            conns: Slab::new(),
+            env: Env {
+                site,
+                clock: Clock::new(),
+                log: AccessLog::new(options.quiet),
+                timeouts: options.timeouts,
+                rbuf: vec![0; READ_BUFFER].into_boxed_slice(),
+                wbuf: Vec::with_capacity(16 * 1024),
+                scratch: Scratch::default(),
+            },
+            max_connections: options.max_connections.max(1),
+            paused: None,
+            stopping: None,
+            run_queue: Vec::new(),
+        })
+    }
+
+    pub fn local_addr(&self) -> io::Result<std::net::SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until SIGINT or SIGTERM, then lets in-flight responses finish.
+    pub fn run(&mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(1024);
+        loop {
+            let timeout = self.poll_timeout();
+            if let Err(e) = self.poll.poll(&mut events, timeout)
+                && e.kind() != io::ErrorKind::Interrupted
+            {
+                return Err(e);
+            }
+            let new_second = self.env.clock.tick();
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER => self.accept(),
+                    SIGNALS => self.on_signal(),
+                    token => {
+                        let readable =
+                            event.is_readable() || event.is_read_closed() || event.is_error();
+                        let writable =
+                            event.is_writable() || event.is_write_closed() || event.is_error();
+                        self.on_ready(token, readable, writable);
+                    }
+                }
+            }
+            self.run_queued();
+            if new_second {
+                self.expire();
+            }
+            self.resume_listener();
+            self.env.log.flush();
+            if let Some(deadline) = self.stopping
+                && (self.conns.is_empty() || self.env.clock.now >= deadline)
+            {
+                return Ok(());
+            }
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<Duration> {
+        if !self.run_queue.is_empty() {
+            Some(Duration::ZERO)
+        } else if self.conns.is_empty() && self.paused.is_none() && self.stopping.is_none() {
+            None // nothing can time out: sleep until something happens
+        } else if let Some(until) = self.paused.filter(|_| self.stopping.is_none()) {
+            Some(
+                until
+                    .saturating_duration_since(Instant::now())
+                    .min(Duration::from_secs(1)),
+            )
+        } else {
+            Some(Duration::from_secs(1))
+        }
+    }
+
+    fn accept(&mut self) {
+        if self.paused.is_some() {
+            return;
+        }
+        for _ in 0..ACCEPT_BUDGET {
+            if self.conns.len() >= self.max_connections {
+                // Out of the poll until a connection closes, rather than
+                // waking up for connections we will not take.
+                self.pause(self.env.clock.now);
+                return;
+            }
+            let (mut socket, peer) = match self.listener.accept() {
+                Ok(pair) => pair,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if is_out_of_resources(&e) => {
+                    eprintln!("tinyserve: cannot accept: {e}; pausing new connections");
+                    self.pause(self.env.clock.now + ACCEPT_BACKOFF);
+                    return;
+                }
+                // The client went away before we took it (ECONNABORTED...).
+                Err(_) => continue,
+            };
+            let _ = socket.set_nodelay(true);
+            let entry = self.conns.vacant_entry();
+            let token = Token(entry.key() * TOKENS_PER_CONNECTION);
+            if self
+                .poll
+                .registry()
+                .register(&mut socket, token, Interest::READABLE | Interest::WRITABLE)
+                .is_err()
+            {
+                continue;
+            }
+            entry.insert(Connection::new(
+                socket,
+                peer.ip(),
+                &self.env.clock,
+                &self.env.timeouts,
+            ));
+        }
+        self.run_queue.push(LISTENER);
+    }
+
+    fn pause(&mut self, until: Instant) {
+        if self.paused.is_none() {
+            let _ = self.poll.registry().deregister(&mut self.listener);
+        }
+        self.paused = Some(until);
+    }
+
+    /// Puts the listener back in the poll once there is room again.
+    fn resume_listener(&mut self) {
+        let Some(until) = self.paused else { return };
+        if self.stopping.is_some()
+            || self.conns.len() >= self.max_connections
+            || Instant::now() < until
+        {
+            return;
+        }
+        // Registering reports connections already waiting, so none is lost.
+        if self
+            .poll
+            .registry()
+            .register(&mut self.listener, LISTENER, Interest::READABLE)
+            .is_ok()
+        {
+            self.paused = None;
+        }
+    }
+
+    fn on_ready(&mut self, token: Token, readable: bool, writable: bool) {
+        let key = token.0 / TOKENS_PER_CONNECTION;
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        let progress = conn.ready(readable, writable, &mut self.env.shared());
+        self.apply(key, progress);
+    }
+
+    fn run_queued(&mut self) {
+        for token in std::mem::take(&mut self.run_queue) {
+            if token == LISTENER {
+                self.accept();
+                continue;
+            }
+            let key = token.0 / TOKENS_PER_CONNECTION;
+            if let Some(conn) = self.conns.get_mut(key) {
+                let progress = conn.pump(&mut self.env.shared());
+                self.apply(key, progress);
+            }
+        }
+    }
+
+    fn apply(&mut self, key: usize, progress: Progress) {
+        match progress {
+            Progress::Wait => {}
+            Progress::Again => self.run_queue.push(Token(key * TOKENS_PER_CONNECTION)),
+            Progress::Close => self.close(key),
+        }
+    }
+
+    fn close(&mut self, key: usize) {
+        if let Some(mut conn) = self.conns.try_remove(key) {
+            let _ = self.poll.registry().deregister(conn.socket());
+        }
+    }
+
+    /// Handles connections whose deadline has passed. Called once a second:
+    /// one pass over the slab, no timer syscalls.
+    fn expire(&mut self) {
+        let now = self.env.clock.now;
+        let expired: Vec<usize> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.deadline <= now)
+            .map(|(key, _)| key)
+            .collect();
+        for key in expired {
+            if let Some(conn) = self.conns.get_mut(key) {
+                let progress = conn.timed_out(&mut self.env.shared());
+                self.apply(key, progress);
+            }
+        }
+    }
+
+    fn on_signal(&mut self) {
+        while let Some(signo) = sys::read_signal(&self.signals) {
+            if self.stopping.is_some() {
+                // A second signal: stop waiting for anyone.
+                self.stopping = Some(self.env.clock.now);
+                continue;
+            }
+            let _ = signo;
+            let mut stdout = io::stdout();
+            let _ = writeln!(stdout, "\nKeyboard interrupt received, exiting.");
+            let _ = stdout.flush();
+            self.stopping = Some(self.env.clock.now + SHUTDOWN_GRACE);
+            self.pause(self.env.clock.now);
+            let idle: Vec<usize> = self
+                .conns
+                .iter()
+                .filter(|(_, c)| c.is_idle())
+                .map(|(key, _)| key)
+                .collect();
+            for key in idle {
+                self.close(key);
+            }
+        }
+    }
+}
+
+fn is_out_of_resources(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
+}

@@ -1,0 +1,528 @@
+//! Request heads, parsed the way Python's `BaseHTTPRequestHandler` reads them.
+//!
+//! Python reads the request line with `readline(65537)` and judges it before
+//! it reads any header, then reads at most 100 header lines of at most 65536
+//! bytes each. We keep that order and those limits so that a client sees the
+//! same status Python would give, but we work on a byte buffer that fills up
+//! as data arrives: [`HeadScan`] remembers how far it has looked, so a head
+//! that trickles in one byte at a time is still scanned only once.
+//! Header lines themselves are parsed by `httparse`.
+
+use crate::escape::py_repr_latin1;
+
+/// Longest request line and header line, counting the `\n`, as in Python.
+pub const MAX_LINE: usize = 65536;
+/// Python counts the blank line that ends the head among its 100 lines.
+pub const MAX_HEADER_LINES: usize = 100;
+/// Our own cap on a whole head: a longest request line plus a longest header
+/// line fit, anything bigger gets 431 (Python has no overall cap).
+pub const MAX_HEAD: usize = 2 * MAX_LINE + 4096;
+
+/// A request line Python would accept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestLine<'a> {
+    pub method: &'a [u8],
+    /// The target with a leading run of slashes reduced to one (gh-87389).
+    pub target: &'a [u8],
+    pub version: Version,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Version {
+    /// A two-word request line: the answer has no status line or headers.
+    Http09,
+    Http {
+        major: u64,
+        minor: u64,
+    },
+}
+
+impl Version {
+    pub const HTTP_10: Version = Version::Http { major: 1, minor: 0 };
+    pub const HTTP_11: Version = Version::Http { major: 1, minor: 1 };
+}
+
+/// Why a head was refused, with the status and message Python would send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub status: u16,
+    pub message: Option<String>,
+    pub explain: Option<String>,
+    /// Python has not parsed a version yet when it refuses a request line,
+    /// so it sends its error page without a status line. We send one anyway
+    /// (a deliberate difference), but remember it for the log and tests.
+    pub before_version: bool,
+}
+
+impl Rejection {
+    fn new(status: u16, message: Option<String>) -> Rejection {
+        Rejection {
+            status,
+            message,
+            explain: None,
+            before_version: false,
+        }
+    }
+}
+
+/// Python's `str.split()` separators for a line decoded as Latin-1.
+fn is_py_space(b: u8) -> bool {
+    matches!(
+        b,
+        b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | 0x1c..=0x1f | 0x85 | 0xa0
+    )
+}
+
+/// The request line without its line ending, as Python logs it.
+pub fn trim_line_end(line: &[u8]) -> &[u8] {
+    let end = line
+        .iter()
+        .rposition(|&b| b != b'\r' && b != b'\n')
+        .map_or(0, |i| i + 1);
+    &line[..end]
+}
+
+/// Parses a complete request line (line ending included or not).
+/// `Ok(None)` is a blank line, which Python answers by closing.
+pub fn parse_request_line(line: &[u8]) -> Result<Option<RequestLine<'_>>, Rejection> {
+    let line = trim_line_end(line);
+    let mut words = line.split(|&b| is_py_space(b)).filter(|w| !w.is_empty());
+    let mut first = [&b""[..]; 3];
+    let mut count = 0;
+    let mut last: &[u8] = b"";
+    for w in words.by_ref() {
+        if count < 3 {
+            first[count] = w;
+        }
+        last = w;
+        count += 1;
+    }
+    if count == 0 {
+        return Ok(None);
+    }
+    let mut version = Version::Http09;
+    if count >= 3 {
+        version = parse_version(last).map_err(|()| Rejection {
+            before_version: true,
+            ..Rejection::new(
+                400,
+                Some(format!("Bad request version ({})", py_repr_latin1(last))),
+            )
+        })?;
+        if let Version::Http { major, .. } = version
+            && major >= 2
+        {
+            let number = &last[5..];
+            return Err(Rejection {
+                before_version: true,
+                ..Rejection::new(
+                    505,
+                    Some(format!(
+                        "Invalid HTTP version ({})",
+                        String::from_utf8_lossy(number)
+                    )),
+                )
+            });
+        }
+    }
+    if !(2..=3).contains(&count) {
+        return Err(Rejection::new(
+            400,
+            Some(format!("Bad request syntax ({})", py_repr_latin1(line))),
+        ));
+    }
+    let (method, target) = (first[0], first[1]);
+    if count == 2 && method != b"GET" {
+        return Err(Rejection {
+            before_version: true,
+            ..Rejection::new(
+                400,
+                Some(format!(
+                    "Bad HTTP/0.9 request type ({})",
+                    py_repr_latin1(method)
+                )),
+            )
+        });
+    }
+    let slashes = target.iter().take_while(|&&b| b == b'/').count();
+    let target = if slashes > 1 {
+        &target[slashes - 1..]
+    } else {
+        target
+    };
+    Ok(Some(RequestLine {
+        method,
+        target,
+        version,
+    }))
+}
+
+/// `HTTP/<digits>.<digits>`, each number at most 10 digits, as Python checks.
+fn parse_version(word: &[u8]) -> Result<Version, ()> {
+    let number = word.strip_prefix(b"HTTP/").ok_or(())?;
+    let dot = memchr::memchr(b'.', number).ok_or(())?;
+    let (major, minor) = (&number[..dot], &number[dot + 1..]);
+    let parse = |digits: &[u8]| -> Result<u64, ()> {
+        if digits.is_empty() || digits.len() > 10 || !digits.iter().all(u8::is_ascii_digit) {
+            return Err(());
+        }
+        Ok(digits
+            .iter()
+            .fold(0u64, |n, &d| n * 10 + u64::from(d - b'0')))
+    };
+    Ok(Version::Http {
+        major: parse(major)?,
+        minor: parse(minor)?,
+    })
+}
+
+/// How far the search for the end of a head has got; kept between reads.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct HeadScan {
+    /// Bytes already searched for a line end.
+    searched: usize,
+    /// Start of the line being searched.
+    line_start: usize,
+    /// End of the request line (after its `\n`), once found.
+    request_line_end: Option<usize>,
+    /// Header lines seen so far, the blank one included.
+    header_lines: usize,
+}
+
+/// What [`HeadScan::advance`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Scan {
+    /// Need more bytes.
+    Partial,
+    /// The request line is complete and ends at this offset; the headers
+    /// are not. Callers judge the request line now, as Python does.
+    RequestLine(usize),
+    /// The whole head is in the buffer: request line end, head end.
+    Complete { line_end: usize, head_end: usize },
+    /// The buffer holds something Python would refuse.
+    Reject(Rejection),
+}
+
+impl HeadScan {
+    /// Continues scanning `buf`, which starts at the start of the request and
+    /// has only grown since the last call. Returns `RequestLine` once, the
+    /// first time the request line is complete.
+    pub fn advance(&mut self, buf: &[u8]) -> Scan {
+        loop {
+            let limit = (self.line_start + MAX_LINE + 1).min(buf.len());
+            let found = if self.searched < limit {
+                memchr::memchr(b'\n', &buf[self.searched..limit]).map(|i| self.searched + i)
+            } else {
+                None
+            };
+            let Some(nl) = found else {
+                self.searched = limit;
+                if limit - self.line_start > MAX_LINE {
+                    return Scan::Reject(match self.request_line_end {
+                        None => Rejection::new(414, None),
+                        Some(_) => header_line_too_long(),
+                    });
+                }
+                if buf.len() >= MAX_HEAD {
+                    return Scan::Reject(Rejection {
+                        explain: Some("Request head is larger than the server accepts".into()),
+                        ..Rejection::new(431, Some("Request header block too large".into()))
+                    });
+                }
+                return Scan::Partial;
+            };
+            let end = nl + 1;
+            if end - self.line_start > MAX_LINE {
+                return Scan::Reject(match self.request_line_end {
+                    None => Rejection::new(414, None),
+                    Some(_) => header_line_too_long(),
+                });
+            }
+            let line = &buf[self.line_start..end];
+            self.line_start = end;
+            self.searched = end;
+            let Some(line_end) = self.request_line_end else {
+                self.request_line_end = Some(end);
+                return Scan::RequestLine(end);
+            };
+            self.header_lines += 1;
+            if self.header_lines > MAX_HEADER_LINES {
+                return Scan::Reject(Rejection {
+                    explain: Some(format!("got more than {MAX_HEADER_LINES} headers")),
+                    ..Rejection::new(431, Some("Too many headers".into()))
+                });
+            }
+            if line == b"\r\n" || line == b"\n" {
+                return Scan::Complete {
+                    line_end,
+                    head_end: end,
+                };
+            }
+        }
+    }
+}
+
+fn header_line_too_long() -> Rejection {
+    Rejection {
+        explain: Some(format!(
+            "got more than {MAX_LINE} bytes when reading header line"
+        )),
+        ..Rejection::new(431, Some("Line too long".into()))
+    }
+}
+
+pub const EMPTY_HEADER: httparse::Header<'static> = httparse::Header {
+    name: "",
+    value: b"",
+};
+
+/// Parses the header block (from after the request line to the end of the
+/// head) into `headers`, returning how many there are.
+///
+/// Python's header parser never answers 400 for a bad header line: it stops
+/// quietly at the first line that does not look like `name:` and treats the
+/// rest as body. When `httparse` refuses the block we fall back to that rule,
+/// so the client gets the status Python gives.
+pub fn parse_headers<'b>(block: &'b [u8], headers: &mut [httparse::Header<'b>]) -> usize {
+    if let Ok(httparse::Status::Complete((_, parsed))) = httparse::parse_headers(block, headers) {
+        return parsed.len();
+    }
+    let mut count = 0;
+    for line in block.split_inclusive(|&b| b == b'\n') {
+        if count == headers.len() || line == b"\r\n" || line == b"\n" {
+            break;
+        }
+        if matches!(line.first(), Some(b' ' | b'\t')) {
+            continue; // an obsolete folded continuation: dropped
+        }
+        let name_len = line
+            .iter()
+            .take_while(|&&b| matches!(b, b'!'..=b'9' | b';'..=b'~'))
+            .count();
+        if line.get(name_len) != Some(&b':') {
+            break;
+        }
+        let (name, value) = split_header_line(line);
+        headers[count] = httparse::Header { name, value };
+        count += 1;
+    }
+    count
+}
+
+/// Splits a `name: value` line into its name and its trimmed value.
+fn split_header_line(line: &[u8]) -> (&str, &[u8]) {
+    let colon = memchr::memchr(b':', line).unwrap_or(0);
+    let name = std::str::from_utf8(&line[..colon]).unwrap_or("");
+    let value = trim_ows(&line[colon + 1..]);
+    (name, value)
+}
+
+fn trim_ows(v: &[u8]) -> &[u8] {
+    let start = v
+        .iter()
+        .position(|&b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+        .unwrap_or(v.len());
+    let end = v
+        .iter()
+        .rposition(|&b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+        .map_or(start, |i| i + 1);
+    &v[start..end]
+}
+
+/// The first header with this name, as Python's `headers.get(name)`.
+pub fn header<'b>(headers: &[httparse::Header<'b>], name: &str) -> Option<&'b [u8]> {
+    headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case(name))
+        .map(|h| h.value)
+}
+
+/// Does a comma-separated header value hold `token` (case-insensitively)?
+pub fn has_token(value: &[u8], token: &str) -> bool {
+    value
+        .split(|&b| b == b',')
+        .any(|t| trim_ows(t).eq_ignore_ascii_case(token.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(s: &[u8]) -> Result<Option<RequestLine<'_>>, Rejection> {
+        parse_request_line(s)
+    }
+
+    #[test]
+    fn request_lines() {
+        let r = line(b"GET /a HTTP/1.1\r\n").unwrap().unwrap();
+        assert_eq!(
+            (r.method, r.target, r.version),
+            (&b"GET"[..], &b"/a"[..], Version::HTTP_11)
+        );
+        let r = line(b"GET\t/a   HTTP/1.0").unwrap().unwrap();
+        assert_eq!(r.version, Version::HTTP_10);
+        let r = line(b"GET /").unwrap().unwrap();
+        assert_eq!(r.version, Version::Http09);
+        let r = line(b"GET ///evil.com/x HTTP/1.1").unwrap().unwrap();
+        assert_eq!(r.target, b"/evil.com/x");
+        assert_eq!(line(b"\r\n").unwrap(), None);
+        assert_eq!(line(b"  \r\n").unwrap(), None);
+    }
+
+    #[test]
+    fn versions_as_python() {
+        let r = line(b"GET / HTTP/01.10").unwrap().unwrap();
+        assert_eq!(
+            r.version,
+            Version::Http {
+                major: 1,
+                minor: 10
+            }
+        );
+        for bad in [
+            &b"GET / HTTP/1"[..],
+            b"GET / http/1.1",
+            b"GET / HTTP/a.b",
+            b"GET / HTTP/1.1.1",
+            b"GET / HTTP/.1",
+            b"GET / HTTP/12345678901.1",
+        ] {
+            let e = line(bad).unwrap_err();
+            assert_eq!(e.status, 400, "{:?}", String::from_utf8_lossy(bad));
+            assert!(e.before_version);
+        }
+        let e = line(b"GET / HTTP/2.0").unwrap_err();
+        assert_eq!(
+            (e.status, e.message.as_deref()),
+            (505, Some("Invalid HTTP version (2.0)"))
+        );
+        let e = line(b"GET / HTTP/1").unwrap_err();
+        assert_eq!(e.message.as_deref(), Some("Bad request version ('HTTP/1')"));
+    }
+
+    #[test]
+    fn syntax_errors_as_python() {
+        let e = line(b"GET / x HTTP/1.1").unwrap_err();
+        assert_eq!(
+            e.message.as_deref(),
+            Some("Bad request syntax ('GET / x HTTP/1.1')")
+        );
+        assert!(!e.before_version);
+        let e = line(b"POST /").unwrap_err();
+        assert_eq!(
+            e.message.as_deref(),
+            Some("Bad HTTP/0.9 request type ('POST')")
+        );
+        let e = line(b"GET").unwrap_err();
+        assert_eq!(e.message.as_deref(), Some("Bad request syntax ('GET')"));
+    }
+
+    fn scan_all(buf: &[u8]) -> Scan {
+        let mut s = HeadScan::default();
+        loop {
+            match s.advance(buf) {
+                Scan::RequestLine(_) => continue,
+                other => return other,
+            }
+        }
+    }
+
+    #[test]
+    fn scan_complete_and_partial() {
+        let req = b"GET / HTTP/1.1\r\nHost: x\r\n\r\nNEXT";
+        assert_eq!(
+            scan_all(req),
+            Scan::Complete {
+                line_end: 16,
+                head_end: 27
+            }
+        );
+        assert_eq!(scan_all(b"GET / HTTP/1.1\r\nHost: x\r\n"), Scan::Partial);
+        assert_eq!(
+            scan_all(b"GET / HTTP/1.1\n\n"),
+            Scan::Complete {
+                line_end: 15,
+                head_end: 16
+            }
+        );
+    }
+
+    #[test]
+    fn scan_byte_by_byte_equals_whole() {
+        let req = b"GET /x HTTP/1.1\r\nA: 1\r\nB: 2\r\n\r\n";
+        let mut s = HeadScan::default();
+        let mut result = None;
+        for n in 1..=req.len() {
+            match s.advance(&req[..n]) {
+                Scan::Partial | Scan::RequestLine(_) => {}
+                other => {
+                    result = Some((n, other));
+                    break;
+                }
+            }
+        }
+        assert_eq!(
+            result,
+            Some((
+                req.len(),
+                Scan::Complete {
+                    line_end: 17,
+                    head_end: req.len()
+                }
+            ))
+        );
+    }
+
+    #[test]
+    fn limits_as_python() {
+        let mut long = b"GET /".to_vec();
+        long.resize(MAX_LINE - 1, b'a');
+        long.push(b'\n'); // exactly 65536 bytes with the newline: accepted
+        assert_eq!(
+            HeadScan::default().advance(&long),
+            Scan::RequestLine(MAX_LINE)
+        );
+        long.insert(5, b'a');
+        match HeadScan::default().advance(&long) {
+            Scan::Reject(r) => assert_eq!(r.status, 414),
+            other => panic!("{other:?}"),
+        }
+        let mut head = b"GET / HTTP/1.1\r\nX: ".to_vec();
+        head.resize(16 + MAX_LINE + 1, b'a');
+        match scan_all(&head) {
+            Scan::Reject(r) => assert_eq!(
+                (r.status, r.message.as_deref()),
+                (431, Some("Line too long"))
+            ),
+            other => panic!("{other:?}"),
+        }
+        let mut many = b"GET / HTTP/1.1\r\n".to_vec();
+        for i in 0..99 {
+            many.extend_from_slice(format!("H{i}: v\r\n").as_bytes());
+        }
+        many.extend_from_slice(b"\r\n");
+        assert!(matches!(scan_all(&many), Scan::Complete { .. }));
+        many.truncate(many.len() - 2);
+        many.extend_from_slice(b"H99: v\r\n\r\n");
+        match scan_all(&many) {
+            Scan::Reject(r) => assert_eq!(
+                (r.status, r.message.as_deref()),
+                (431, Some("Too many headers"))
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn headers_lenient_like_python() {
+        let mut h = [EMPTY_HEADER; 8];
+        let n = parse_headers(b"Host: a\r\nConnection: close\r\n\r\n", &mut h);
+        assert_eq!(n, 2);
+        assert_eq!(header(&h[..n], "connection"), Some(&b"close"[..]));
+        let n = parse_headers(b"Host: a\r\nbad line\r\nX: y\r\n\r\n", &mut h);
+        assert_eq!(n, 1);
+        assert_eq!(h[0].name, "Host");
+        assert!(has_token(b"keep-alive, Close", "close"));
+        assert!(!has_token(b"closed", "close"));
+    }
+}

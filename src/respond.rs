@@ -1,0 +1,290 @@
+//! The decision of what to answer a request, and the bytes of that answer's
+//! head (and of any small body), with no socket in sight.
+//!
+//! The connection hands over a parsed request and a buffer; this module
+//! writes into the buffer and returns a [`Reply`] telling the connection what
+//! else to send (a file), whether to keep the connection, and what to log.
+
+use crate::files;
+use crate::request::{self, Rejection, RequestLine, Version};
+use crate::response::{Head, push_error_page, status_has_body};
+use crate::status;
+use std::fs::File;
+use std::path::PathBuf;
+
+/// The protocol version we answer with, Python's `protocol_version`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Http10,
+    Http11,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Http10 => "HTTP/1.0",
+            Protocol::Http11 => "HTTP/1.1",
+        }
+    }
+}
+
+/// What is served and how: fixed for the life of the server.
+pub struct Site {
+    /// The served directory, open, so every lookup is relative to it.
+    pub root: File,
+    pub root_path: PathBuf,
+    pub protocol: Protocol,
+    pub cgi: bool,
+}
+
+/// A request whose head has been parsed.
+pub struct Request<'a> {
+    /// The request line without its line ending, for the log.
+    pub raw_line: &'a [u8],
+    pub line: RequestLine<'a>,
+    pub headers: &'a [httparse::Header<'a>],
+}
+
+impl Request<'_> {
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        request::header(self.headers, name)
+    }
+}
+
+/// A body that is not in the output buffer.
+pub enum Body {
+    None,
+    /// `len` bytes of `file` from `offset`, to go out with `sendfile`.
+    File {
+        file: File,
+        offset: u64,
+        len: u64,
+    },
+}
+
+/// What the connection does once the head written by [`respond`] is out.
+pub struct Reply {
+    pub status: u16,
+    pub body: Body,
+    /// Close the connection after this response.
+    pub close: bool,
+    /// Request body bytes to read and throw away before the next request.
+    pub discard: u64,
+    /// The error message Python logs before the request line.
+    pub error: Option<String>,
+}
+
+/// Buffers reused from request to request so answering does not allocate.
+#[derive(Default)]
+pub struct Scratch {
+    pub path: Vec<u8>,
+    pub cpath: Vec<u8>,
+}
+
+/// Everything about the response that does not depend on the resource.
+pub struct Ctx<'a> {
+    pub site: &'a Site,
+    pub date: &'a [u8],
+    pub http09: bool,
+    pub head_only: bool,
+}
+
+impl Ctx<'_> {
+    pub fn head<'o>(&self, out: &'o mut Vec<u8>, code: u16) -> Head<'o> {
+        Head::new(
+            out,
+            self.site.protocol.as_str(),
+            code,
+            self.http09,
+            self.date,
+        )
+    }
+
+    /// Python's `send_error`: the error page, `Connection: close`, a log line.
+    pub fn error(
+        &self,
+        out: &mut Vec<u8>,
+        code: u16,
+        message: Option<&str>,
+        explain: Option<&str>,
+    ) -> Reply {
+        let message = message.unwrap_or_else(|| status::phrase(code));
+        let explain = explain.unwrap_or_else(|| status::explanation(code));
+        let mut page = Vec::new();
+        if status_has_body(code) {
+            push_error_page(&mut page, code, message, explain);
+        }
+        let mut head = self.head(out, code);
+        head.header("Connection", b"close");
+        if !page.is_empty() {
+            head.header("Content-Type", b"text/html;charset=utf-8");
+            head.header_num("Content-Length", page.len() as u64);
+        }
+        head.finish();
+        if !self.head_only {
+            out.extend_from_slice(&page);
+        }
+        Reply {
+            status: code,
+            body: Body::None,
+            close: true,
+            discard: 0,
+            error: Some(message.to_owned()),
+        }
+    }
+}
+
+/// Answers a head that could not be parsed (Python's `send_error` from
+/// `parse_request` or `handle_one_request`).
+pub fn reject(
+    site: &Site,
+    date: &[u8],
+    rejection: &Rejection,
+    head_only: bool,
+    out: &mut Vec<u8>,
+) -> Reply {
+    let ctx = Ctx {
+        site,
+        date,
+        http09: false,
+        head_only,
+    };
+    ctx.error(
+        out,
+        rejection.status,
+        rejection.message.as_deref(),
+        rejection.explain.as_deref(),
+    )
+}
+
+/// Answers a parsed request: writes its head, and its body when it is small
+/// and in memory, into `out`.
+pub fn respond(
+    site: &Site,
+    date: &[u8],
+    req: &Request,
+    out: &mut Vec<u8>,
+    scratch: &mut Scratch,
+) -> Reply {
+    let version = req.line.version;
+    let ctx = Ctx {
+        site,
+        date,
+        http09: version == Version::Http09,
+        head_only: req.line.method == b"HEAD",
+    };
+    let expects_continue = req
+        .header("Expect")
+        .is_some_and(|v| v.eq_ignore_ascii_case(b"100-continue"));
+    if expects_continue && site.protocol == Protocol::Http11 && version >= Version::HTTP_11 {
+        Head::bare(out, site.protocol.as_str(), 100, false).finish();
+    }
+
+    let mut reply = match req.line.method {
+        b"GET" | b"HEAD" => files::serve(&ctx, req, out, scratch),
+        method => {
+            let message = format!(
+                "Unsupported method ({})",
+                crate::escape::py_repr_latin1(method)
+            );
+            ctx.error(out, 501, Some(&message), None)
+        }
+    };
+    if reply.close {
+        return reply;
+    }
+    reply.close = !keep_alive(site.protocol, &req.line, req.headers);
+    // We never read a GET body, but we must step over it to find the next
+    // request; a body we cannot measure means the connection must end.
+    match body_length(req.headers) {
+        Some(len) => reply.discard = len,
+        None => reply.close = true,
+    }
+    reply
+}
+
+/// Python's rules for `close_connection`, with `Connection` read as a list
+/// of tokens rather than compared whole.
+pub fn keep_alive(protocol: Protocol, line: &RequestLine, headers: &[httparse::Header]) -> bool {
+    if protocol == Protocol::Http10 || line.version == Version::Http09 {
+        return false;
+    }
+    match request::header(headers, "Connection") {
+        Some(v) if request::has_token(v, "close") => false,
+        Some(v) if request::has_token(v, "keep-alive") => true,
+        _ => line.version >= Version::HTTP_11,
+    }
+}
+
+/// The request body's length: 0 without one, `None` when it cannot be
+/// known without decoding (chunked) or the header is malformed.
+pub fn body_length(headers: &[httparse::Header]) -> Option<u64> {
+    if request::header(headers, "Transfer-Encoding").is_some() {
+        return None;
+    }
+    let mut length = None;
+    for h in headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("Content-Length"))
+    {
+        let v = std::str::from_utf8(h.value).ok()?.parse::<u64>().ok()?;
+        if length.is_some_and(|l| l != v) {
+            return None;
+        }
+        length = Some(v);
+    }
+    Some(length.unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::request::EMPTY_HEADER;
+
+    fn line(v: Version) -> RequestLine<'static> {
+        RequestLine {
+            method: b"GET",
+            target: b"/",
+            version: v,
+        }
+    }
+
+    fn h<'a>(name: &'a str, value: &'a [u8]) -> httparse::Header<'a> {
+        httparse::Header { name, value }
+    }
+
+    #[test]
+    fn keep_alive_rules() {
+        use Protocol::*;
+        assert!(keep_alive(Http11, &line(Version::HTTP_11), &[]));
+        assert!(!keep_alive(Http11, &line(Version::HTTP_10), &[]));
+        assert!(keep_alive(
+            Http11,
+            &line(Version::HTTP_10),
+            &[h("connection", b"Keep-Alive")]
+        ));
+        assert!(!keep_alive(
+            Http11,
+            &line(Version::HTTP_11),
+            &[h("Connection", b"close")]
+        ));
+        assert!(!keep_alive(
+            Http10,
+            &line(Version::HTTP_11),
+            &[h("Connection", b"keep-alive")]
+        ));
+        assert!(!keep_alive(Http11, &line(Version::Http09), &[]));
+    }
+
+    #[test]
+    fn body_lengths() {
+        assert_eq!(body_length(&[EMPTY_HEADER; 0]), Some(0));
+        assert_eq!(body_length(&[h("Content-Length", b"12")]), Some(12));
+        assert_eq!(body_length(&[h("Content-Length", b"x")]), None);
+        assert_eq!(
+            body_length(&[h("Content-Length", b"1"), h("content-length", b"2")]),
+            None
+        );
+        assert_eq!(body_length(&[h("Transfer-Encoding", b"chunked")]), None);
+    }
+}

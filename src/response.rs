@@ -1,0 +1,124 @@
+//! Response heads and Python's error page, written into a byte buffer.
+
+use crate::escape::push_html;
+use crate::status;
+use std::io::Write;
+
+pub const SERVER: &str = concat!("tinyserve/", env!("CARGO_PKG_VERSION"));
+
+/// Writes one response head into `out`. For an HTTP/0.9 request nothing of
+/// the head is written, only its body follows, as Python does.
+pub struct Head<'a> {
+    out: &'a mut Vec<u8>,
+    http09: bool,
+}
+
+impl<'a> Head<'a> {
+    /// Starts a head with the status line and the `Server` and `Date`
+    /// headers Python's `send_response` always sends first.
+    pub fn new(out: &'a mut Vec<u8>, proto: &str, code: u16, http09: bool, date: &[u8]) -> Self {
+        let mut head = Head::bare(out, proto, code, http09);
+        head.header("Server", SERVER.as_bytes());
+        head.header("Date", date);
+        head
+    }
+
+    /// A status line with no standard headers (`100 Continue`).
+    pub fn bare(out: &'a mut Vec<u8>, proto: &str, code: u16, http09: bool) -> Self {
+        if !http09 {
+            out.extend_from_slice(proto.as_bytes());
+            let _ = write!(out, " {code} {}\r\n", status::phrase(code));
+        }
+        Head { out, http09 }
+    }
+
+    pub fn header(&mut self, name: &str, value: &[u8]) -> &mut Self {
+        if !self.http09 {
+            self.out.extend_from_slice(name.as_bytes());
+            self.out.extend_from_slice(b": ");
+            self.out.extend_from_slice(value);
+            self.out.extend_from_slice(b"\r\n");
+        }
+        self
+    }
+
+    pub fn header_num(&mut self, name: &str, value: u64) -> &mut Self {
+        if !self.http09 {
+            let _ = write!(self.out, "{name}: {value}\r\n");
+        }
+        self
+    }
+
+    pub fn finish(self) {
+        if !self.http09 {
+            self.out.extend_from_slice(b"\r\n");
+        }
+    }
+}
+
+/// Python's default error page (`DEFAULT_ERROR_MESSAGE` in Python 3.13).
+pub fn push_error_page(out: &mut Vec<u8>, code: u16, message: &str, explain: &str) {
+    let _ = write!(
+        out,
+        "<!DOCTYPE HTML>\n<html lang=\"en\">\n    <head>\n        \
+         <meta charset=\"utf-8\">\n        <title>Error response</title>\n    \
+         </head>\n    <body>\n        <h1>Error response</h1>\n        \
+         <p>Error code: {code}</p>\n        <p>Message: "
+    );
+    push_html(out, message.as_bytes());
+    let _ = write!(out, ".</p>\n        <p>Error code explanation: {code} - ");
+    push_html(out, explain.as_bytes());
+    out.extend_from_slice(b".</p>\n    </body>\n</html>\n");
+}
+
+/// Does a response with this status carry a body? (RFC 9112 section 6.3)
+pub fn status_has_body(code: u16) -> bool {
+    code >= 200 && !matches!(code, 204 | 205 | 304)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn head_format() {
+        let mut out = Vec::new();
+        let mut h = Head::new(
+            &mut out,
+            "HTTP/1.0",
+            200,
+            false,
+            b"Sat, 21 Nov 2026 18:39:29 GMT",
+        );
+        h.header("Content-type", b"text/plain")
+            .header_num("Content-Length", 5);
+        h.finish();
+        assert_eq!(
+            out,
+            b"HTTP/1.0 200 OK\r\nServer: tinyserve/0.1.0\r\nDate: Sat, 21 Nov 2026 18:39:29 GMT\r\n\
+              Content-type: text/plain\r\nContent-Length: 5\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn http09_has_no_head() {
+        let mut out = Vec::new();
+        let mut h = Head::new(&mut out, "HTTP/1.0", 200, true, b"x");
+        h.header("Content-type", b"text/plain");
+        h.finish();
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn error_page_is_pythons() {
+        let mut out = Vec::new();
+        push_error_page(
+            &mut out,
+            404,
+            "File <not> found",
+            "Nothing matches the given URI",
+        );
+        let expected = "<!DOCTYPE HTML>\n<html lang=\"en\">\n    <head>\n        <meta charset=\"utf-8\">\n        <title>Error response</title>\n    </head>\n    <body>\n        <h1>Error response</h1>\n        <p>Error code: 404</p>\n        <p>Message: File &lt;not&gt; found.</p>\n        <p>Error code explanation: 404 - Nothing matches the given URI.</p>\n    </body>\n</html>\n";
+        assert_eq!(String::from_utf8(out).unwrap(), expected);
+    }
+}
