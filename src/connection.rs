@@ -88,6 +88,9 @@ pub struct Connection {
     /// Readiness as last reported and not yet used up (edge-triggered).
     readable: bool,
     writable: bool,
+    /// The client's FIN has been reported: a short read no longer means
+    /// the socket is drained, the EOF is still to be read.
+    read_closed: bool,
     /// When the current wait times out.
     pub deadline: Instant,
     /// The current head's deadline has been set (it is not pushed back).
@@ -114,6 +117,7 @@ impl Connection {
             peer_closed: false,
             readable: false,
             writable: false,
+            read_closed: false,
             deadline: clock.now + timeouts.idle,
             head_started: false,
         }
@@ -131,9 +135,16 @@ impl Connection {
     }
 
     /// Handles a readiness event.
-    pub fn ready(&mut self, readable: bool, writable: bool, sh: &mut Shared) -> Progress {
-        self.readable |= readable;
+    pub fn ready(
+        &mut self,
+        readable: bool,
+        writable: bool,
+        read_closed: bool,
+        sh: &mut Shared,
+    ) -> Progress {
+        self.readable |= readable || read_closed;
         self.writable |= writable;
+        self.read_closed |= read_closed;
         self.pump(sh)
     }
 
@@ -214,7 +225,7 @@ impl Connection {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(Step::Continue),
             Err(e) => return Err(e),
         };
-        if n < sh.rbuf.len() {
+        if n < sh.rbuf.len() && !self.read_closed {
             // A short read drains a stream socket: the next edge will tell
             // us of new data, so skip the read that would say WouldBlock.
             self.readable = false;

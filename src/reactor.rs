@@ -133,11 +133,11 @@ impl Server {
                     LISTENER => self.accept(),
                     SIGNALS => self.on_signal(),
                     token => {
-                        let readable =
-                            event.is_readable() || event.is_read_closed() || event.is_error();
-                        let writable =
-                            event.is_writable() || event.is_write_closed() || event.is_error();
-                        self.on_ready(token, readable, writable);
+                        let error = event.is_error();
+                        let readable = event.is_readable() || error;
+                        let writable = event.is_writable() || event.is_write_closed() || error;
+                        let read_closed = event.is_read_closed() || error;
+                        self.on_ready(token, readable, writable, read_closed);
                     }
                 }
             }
@@ -242,12 +242,12 @@ impl Server {
         }
     }
 
-    fn on_ready(&mut self, token: Token, readable: bool, writable: bool) {
+    fn on_ready(&mut self, token: Token, readable: bool, writable: bool, read_closed: bool) {
         let key = token.0 / TOKENS_PER_CONNECTION;
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
-        let progress = conn.ready(readable, writable, &mut self.env.shared());
+        let progress = conn.ready(readable, writable, read_closed, &mut self.env.shared());
         self.apply(key, progress);
     }
 
