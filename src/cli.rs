@@ -34,9 +34,13 @@ pub struct Cli {
           value_parser = ["HTTP/1.0", "HTTP/1.1"])]
     pub protocol: String,
 
-    /// run as CGI server (reserved: not implemented yet)
+    /// run as CGI server: scripts in /cgi-bin and /htbin
     #[arg(long)]
     pub cgi: bool,
+
+    /// seconds a CGI script may run before it is terminated
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    pub cgi_timeout: u64,
 
     /// no access log
     #[arg(short = 'q', long)]
@@ -95,8 +99,11 @@ pub fn main() -> ExitCode {
 }
 
 fn start(cli: &Cli) -> Result<(), StartError> {
-    let site = open_site(cli)?;
     let listener = bind(cli.bind.as_deref(), cli.port)?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| StartError(format!("cannot read the bound address: {e}")))?;
+    let site = open_site(cli, bound)?;
     let open_files = raise_open_file_limit();
     let options = Options {
         timeouts: Timeouts {
@@ -104,6 +111,7 @@ fn start(cli: &Cli) -> Result<(), StartError> {
             idle: Duration::from_secs(cli.idle_timeout),
             send: Duration::from_secs(cli.send_timeout),
             linger: Duration::from_secs(2),
+            cgi: Duration::from_secs(cli.cgi_timeout),
         },
         // Leave room for files being sent and the process's own descriptors.
         max_connections: cli
@@ -122,7 +130,7 @@ fn start(cli: &Cli) -> Result<(), StartError> {
         .map_err(|e| StartError(format!("event loop failed: {e}")))
 }
 
-fn open_site(cli: &Cli) -> Result<Site, StartError> {
+fn open_site(cli: &Cli, bound: SocketAddr) -> Result<Site, StartError> {
     let dir = match &cli.directory {
         Some(d) => d.clone(),
         None => std::env::current_dir()
@@ -145,7 +153,65 @@ fn open_site(cli: &Cli) -> Result<Site, StartError> {
             Protocol::Http11
         },
         cgi: cli.cgi,
+        server_name: server_name(bound.ip()),
+        server_port: bound.port(),
     })
+}
+
+/// Python's `socket.getfqdn` of the bound address, for `SERVER_NAME`: the
+/// host name for a wildcard address, else the address's name if it has one.
+fn server_name(ip: IpAddr) -> String {
+    let mut buf = [0u8; 256];
+    if ip.is_unspecified() {
+        // SAFETY: gethostname writes at most buf.len() bytes into buf.
+        if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0 {
+            let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+            return String::from_utf8_lossy(&buf[..len]).into_owned();
+        }
+        return ip.to_string();
+    }
+    let addr = SocketAddr::new(ip, 0);
+    let (storage, len) = sockaddr_of(addr);
+    // SAFETY: storage holds a valid sockaddr of `len` bytes; the host
+    // buffer is writable for its whole length.
+    let rc = unsafe {
+        libc::getnameinfo(
+            (&raw const storage).cast(),
+            len,
+            buf.as_mut_ptr().cast(),
+            buf.len() as libc::socklen_t,
+            std::ptr::null_mut(),
+            0,
+            libc::NI_NAMEREQD,
+        )
+    };
+    if rc != 0 {
+        return ip.to_string();
+    }
+    let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..len]).into_owned()
+}
+
+fn sockaddr_of(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: sockaddr_storage is plain data, valid when zeroed.
+    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let len = match addr {
+        SocketAddr::V4(a) => {
+            // SAFETY: sockaddr_storage is large and aligned enough for sockaddr_in.
+            let sa = unsafe { &mut *(&raw mut storage).cast::<libc::sockaddr_in>() };
+            sa.sin_family = libc::AF_INET as libc::sa_family_t;
+            sa.sin_addr.s_addr = u32::from_ne_bytes(a.ip().octets());
+            size_of::<libc::sockaddr_in>()
+        }
+        SocketAddr::V6(a) => {
+            // SAFETY: as above, for sockaddr_in6.
+            let sa = unsafe { &mut *(&raw mut storage).cast::<libc::sockaddr_in6>() };
+            sa.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+            sa.sin6_addr.s6_addr = a.ip().octets();
+            size_of::<libc::sockaddr_in6>()
+        }
+    };
+    (storage, len as libc::socklen_t)
 }
 
 /// Binds as Python's CLI does: the first address the name resolves to, or

@@ -6,14 +6,19 @@
 //! time. Buffers the reactor lends ([`Shared`]) carry the common case, so a
 //! connection that is waiting for its next request owns no buffer at all.
 
+use crate::cgi::{self, OutputParse};
+use crate::child;
 use crate::clock::Clock;
 use crate::log::AccessLog;
 use crate::request::{self, EMPTY_HEADER, HeadScan, MAX_HEADER_LINES, Scan};
-use crate::respond::{self, Body, Reply, Request, Scratch, Site};
+use crate::respond::{self, Body, CgiRequest, Reply, Request, Scratch, Site};
+use crate::response::{Head, status_has_body};
 use crate::sys;
 use mio::net::TcpStream;
+use mio::unix::pipe::{Receiver, Sender};
+use mio::{Interest, Registry, Token};
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::net::{IpAddr, Shutdown};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
@@ -29,6 +34,8 @@ pub struct Timeouts {
     pub send: Duration,
     /// Reading what a client still sends after we closed our side.
     pub linger: Duration,
+    /// A CGI script's whole run.
+    pub cgi: Duration,
 }
 
 /// What the reactor lends a connection while it handles an event.
@@ -42,6 +49,30 @@ pub struct Shared<'a> {
     /// Where responses are written before they are sent.
     pub wbuf: &'a mut Vec<u8>,
     pub scratch: &'a mut Scratch,
+    /// Where CGI pipes are registered.
+    pub registry: &'a Registry,
+    /// Children started while handling this event, for the reactor to
+    /// watch: `(pid, deadline)`.
+    pub spawned: &'a mut Vec<(u32, Instant)>,
+}
+
+/// Which of a connection's event sources a token stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Socket = 0,
+    Stdin = 1,
+    Stdout = 2,
+}
+
+impl Source {
+    pub fn from_index(i: usize) -> Option<Source> {
+        match i {
+            0 => Some(Source::Socket),
+            1 => Some(Source::Stdin),
+            2 => Some(Source::Stdout),
+            _ => None,
+        }
+    }
 }
 
 /// What the reactor should do with the connection after an event.
@@ -65,6 +96,8 @@ enum State {
         end: u64,
         close: bool,
     },
+    /// A CGI script is running; its output is the response.
+    Cgi(Box<CgiRun>),
     /// The last response is being sent; then our side closes.
     Closing,
     /// Our side is closed; reading until the client closes too, so that
@@ -72,7 +105,48 @@ enum State {
     Linger,
 }
 
+/// How a CGI response's body is delimited on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    /// The script's header has not been read yet.
+    Pending,
+    /// The script said how long its body is; this much is left.
+    Length(u64),
+    Chunked,
+    /// The end of the body is the end of the connection.
+    UntilClose,
+    /// No body goes out (HEAD, 304...): the output is read and dropped.
+    Discard,
+}
+
+/// A running CGI exchange: request body in, script output out, each
+/// through a bounded buffer, so either side's slowness stops the other.
+pub struct CgiRun {
+    pid: u32,
+    stdin: Option<Sender>,
+    stdout: Option<Receiver>,
+    stdin_ready: bool,
+    stdout_ready: bool,
+    /// Request body bytes still to come from the client.
+    body_left: u64,
+    /// Request body bytes read from the client, not yet taken by the script.
+    to_child: Vec<u8>,
+    /// The script's output while its header is incomplete.
+    head: Vec<u8>,
+    framing: Framing,
+    head_only: bool,
+    chunked_ok: bool,
+    /// Close the connection after this response.
+    close: bool,
+    /// The request line, logged once the status is known.
+    raw_line: Vec<u8>,
+}
+
+/// Request body bytes held for a script, and script output read at once.
+const CGI_BUFFER: usize = 64 * 1024;
+
 pub struct Connection {
+    key: usize,
     socket: TcpStream,
     peer: IpAddr,
     state: State,
@@ -105,8 +179,15 @@ const WBUF_FLUSH: usize = 64 * 1024;
 const SENDFILE_CHUNK: usize = 1 << 20;
 
 impl Connection {
-    pub fn new(socket: TcpStream, peer: IpAddr, clock: &Clock, timeouts: &Timeouts) -> Connection {
+    pub fn new(
+        key: usize,
+        socket: TcpStream,
+        peer: IpAddr,
+        clock: &Clock,
+        timeouts: &Timeouts,
+    ) -> Connection {
         Connection {
+            key,
             socket,
             peer,
             state: State::Head(HeadScan::default()),
@@ -132,6 +213,26 @@ impl Connection {
         matches!(self.state, State::Head(_))
             && self.inbuf.is_empty()
             && self.out_pos == self.out.len()
+    }
+
+    /// The CGI child this connection is running, if any.
+    pub fn child_pid(&self) -> Option<u32> {
+        match &self.state {
+            State::Cgi(run) => Some(run.pid),
+            _ => None,
+        }
+    }
+
+    /// Handles a readiness event on one of a CGI script's pipes.
+    pub fn pipe_ready(&mut self, source: Source, sh: &mut Shared) -> Progress {
+        if let State::Cgi(run) = &mut self.state {
+            match source {
+                Source::Stdin => run.stdin_ready = true,
+                Source::Stdout => run.stdout_ready = true,
+                Source::Socket => {}
+            }
+        }
+        self.pump(sh)
     }
 
     /// Handles a readiness event.
@@ -166,10 +267,14 @@ impl Connection {
 
     /// One unit of work: at most one read, write or sendfile.
     fn step(&mut self, sh: &mut Shared) -> io::Result<Step> {
+        if let State::Cgi(_) = self.state {
+            return self.cgi_step(sh);
+        }
         if self.out_pos < self.out.len() {
             return self.send_out(sh);
         }
         match &mut self.state {
+            State::Cgi(_) => self.cgi_step(sh),
             State::Head(_) => self.read_requests(sh),
             State::File { .. } => self.send_file(sh),
             State::Closing => {
@@ -255,7 +360,10 @@ impl Connection {
     /// Input after the current request matters only while requests are
     /// still to be answered.
     fn keeps_input(&self) -> bool {
-        matches!(self.state, State::Head(_) | State::File { .. })
+        matches!(
+            self.state,
+            State::Head(_) | State::File { .. } | State::Cgi(_)
+        )
     }
 
     /// Puts the unused part of `buf` back as our input buffer, freeing the
@@ -370,7 +478,7 @@ impl Connection {
                     pos += head_end;
                     self.head_started = false;
                     self.discard = reply.discard;
-                    self.after_reply(reply, sh);
+                    self.after_reply(reply, request::trim_line_end(&buf[..line_end]), sh);
                     if at_eof {
                         break;
                     }
@@ -400,12 +508,16 @@ impl Connection {
         let mut headers = [EMPTY_HEADER; MAX_HEADER_LINES];
         let count = request::parse_headers(header_block, &mut headers);
         let req = Request {
+            peer: self.peer,
             raw_line,
             line: parsed,
             headers: &headers[..count],
         };
         let reply = respond::respond(sh.site, sh.clock.http_date(), &req, sh.wbuf, sh.scratch);
-        self.log(sh, raw_line, &reply);
+        if !matches!(reply.body, Body::Cgi(_)) {
+            // A script's status is known, and logged, when its header comes.
+            self.log(sh, raw_line, &reply);
+        }
         reply
     }
 
@@ -417,8 +529,9 @@ impl Connection {
     }
 
     /// Moves to the state that sends the rest of `reply`.
-    fn after_reply(&mut self, reply: Reply, sh: &Shared) {
+    fn after_reply(&mut self, reply: Reply, raw_line: &[u8], sh: &mut Shared) {
         match reply.body {
+            Body::Cgi(request) => self.start_cgi(*request, reply.close, raw_line, sh),
             Body::File { file, offset, len } => {
                 self.state = State::File {
                     file,
@@ -537,6 +650,303 @@ impl Connection {
         Ok(Step::Continue)
     }
 
+    /// Starts the script and moves into the CGI state; a script that cannot
+    /// start is a 500.
+    fn start_cgi(&mut self, request: CgiRequest, close: bool, raw_line: &[u8], sh: &mut Shared) {
+        let mut child = match child::spawn(&request.launch) {
+            Ok(child) => child,
+            Err(e) => {
+                let message = format!("CGI script could not be started: {e}");
+                self.cgi_failed(500, &message, raw_line, sh);
+                return;
+            }
+        };
+        let base = self.key * crate::reactor::TOKENS_PER_CONNECTION;
+        let registered = sh
+            .registry
+            .register(
+                &mut child.stdin,
+                Token(base + Source::Stdin as usize),
+                Interest::WRITABLE,
+            )
+            .and_then(|()| {
+                sh.registry.register(
+                    &mut child.stdout,
+                    Token(base + Source::Stdout as usize),
+                    Interest::READABLE,
+                )
+            });
+        let deadline = sh.clock.now + sh.timeouts.cgi;
+        sh.spawned.push((child.pid, deadline));
+        if let Err(e) = registered {
+            let message = format!("CGI script could not be watched: {e}");
+            self.cgi_failed(500, &message, raw_line, sh);
+            return;
+        }
+        self.deadline = deadline;
+        self.state = State::Cgi(Box::new(CgiRun {
+            pid: child.pid,
+            stdin: Some(child.stdin),
+            stdout: Some(child.stdout),
+            stdin_ready: true,
+            stdout_ready: true,
+            body_left: request.body_len,
+            to_child: Vec::new(),
+            head: Vec::new(),
+            framing: Framing::Pending,
+            head_only: request.head_only,
+            chunked_ok: request.chunked_ok,
+            close,
+            raw_line: raw_line.to_vec(),
+        }));
+    }
+
+    /// Answers with an error page in place of a script's output; the
+    /// connection then closes (and the reactor stops the script).
+    fn cgi_failed(&mut self, status: u16, message: &str, raw_line: &[u8], sh: &mut Shared) {
+        let rejection = request::Rejection {
+            status,
+            message: Some(message.to_owned()),
+            explain: None,
+            before_version: false,
+        };
+        let head_only = matches!(&self.state, State::Cgi(run) if run.head_only);
+        let mut page = Vec::new();
+        let reply = respond::reject(
+            sh.site,
+            sh.clock.http_date(),
+            &rejection,
+            head_only,
+            &mut page,
+        );
+        self.log(sh, raw_line, &reply);
+        self.out.extend_from_slice(&page);
+        self.state = State::Closing;
+    }
+
+    /// One round of a CGI exchange: output to the client, request body to
+    /// the script, script output in. Progress on any of them counts.
+    fn cgi_step(&mut self, sh: &mut Shared) -> io::Result<Step> {
+        let mut progressed = false;
+        if self.out_pos < self.out.len() && self.writable {
+            progressed |= matches!(self.send_out(sh)?, Step::Continue);
+        }
+        progressed |= self.cgi_read_body(sh)?;
+        progressed |= self.cgi_feed_stdin();
+        if self.out_pos == self.out.len() {
+            progressed |= self.cgi_read_output(sh)?;
+        }
+        let State::Cgi(run) = &self.state else {
+            return Ok(Step::Continue);
+        };
+        if run.stdout.is_none() && run.stdin.is_none() && self.out_pos == self.out.len() {
+            // The response is complete.
+            let close = run.close;
+            self.state = if close {
+                State::Closing
+            } else {
+                self.deadline = sh.clock.now + sh.timeouts.idle;
+                State::Head(HeadScan::default())
+            };
+            return Ok(Step::Continue);
+        }
+        Ok(if progressed {
+            Step::Continue
+        } else {
+            Step::Blocked
+        })
+    }
+
+    /// Moves request body bytes from the client into the script's buffer.
+    fn cgi_read_body(&mut self, sh: &mut Shared) -> io::Result<bool> {
+        let State::Cgi(run) = &mut self.state else {
+            return Ok(false);
+        };
+        let room = CGI_BUFFER.saturating_sub(run.to_child.len());
+        if run.body_left == 0 || room == 0 {
+            return Ok(false);
+        }
+        let want = room.min(usize::try_from(run.body_left).unwrap_or(usize::MAX));
+        if !self.inbuf.is_empty() {
+            let take = want.min(self.inbuf.len());
+            run.to_child.extend_from_slice(&self.inbuf[..take]);
+            self.inbuf.drain(..take);
+            run.body_left -= take as u64;
+            return Ok(true);
+        }
+        if !self.readable {
+            return Ok(false);
+        }
+        let want = want.min(sh.rbuf.len());
+        match self.socket.read(&mut sh.rbuf[..want]) {
+            Ok(0) => {
+                // The client gave up in the middle of its upload.
+                self.peer_closed = true;
+                Err(io::ErrorKind::UnexpectedEof.into())
+            }
+            Ok(n) => {
+                run.to_child.extend_from_slice(&sh.rbuf[..n]);
+                run.body_left -= n as u64;
+                Ok(true)
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.readable = false;
+                Ok(false)
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(true),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Writes buffered request body to the script; closes its stdin once
+    /// the whole body is through, so the script sees the end of its input.
+    fn cgi_feed_stdin(&mut self) -> bool {
+        let State::Cgi(run) = &mut self.state else {
+            return false;
+        };
+        let Some(stdin) = &mut run.stdin else {
+            return false;
+        };
+        if !run.to_child.is_empty() && run.stdin_ready {
+            match stdin.write(&run.to_child) {
+                Ok(n) => {
+                    run.to_child.drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => run.stdin_ready = false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    // The script stopped reading: skip the rest of the body.
+                    run.to_child.clear();
+                    self.discard = run.body_left;
+                    run.body_left = 0;
+                    run.stdin = None;
+                    return true;
+                }
+            }
+            if run.to_child.is_empty() && run.body_left == 0 {
+                run.stdin = None;
+            }
+            return true;
+        }
+        if run.to_child.is_empty() && run.body_left == 0 {
+            run.stdin = None;
+            return true;
+        }
+        false
+    }
+
+    /// Reads what the script printed: its header first, then the body,
+    /// framed for the client.
+    fn cgi_read_output(&mut self, sh: &mut Shared) -> io::Result<bool> {
+        let State::Cgi(run) = &mut self.state else {
+            return Ok(false);
+        };
+        let Some(stdout) = &mut run.stdout else {
+            return Ok(false);
+        };
+        if !run.stdout_ready {
+            return Ok(false);
+        }
+        let n = match stdout.read(&mut sh.rbuf[..CGI_BUFFER]) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                run.stdout_ready = false;
+                return Ok(false);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(true),
+            Err(_) => 0,
+        };
+        if n == 0 {
+            run.stdout = None;
+            match run.framing {
+                Framing::Pending => {
+                    let raw_line = std::mem::take(&mut run.raw_line);
+                    self.cgi_failed(502, "CGI script did not send a valid header", &raw_line, sh);
+                }
+                Framing::Chunked => self.out.extend_from_slice(b"0\r\n\r\n"),
+                Framing::Length(left) if left > 0 => run.close = true,
+                Framing::UntilClose => run.close = true,
+                Framing::Length(_) | Framing::Discard => {}
+            }
+            return Ok(true);
+        }
+        if run.framing != Framing::Pending {
+            emit_body(run, &mut self.out, &sh.rbuf[..n]);
+            return Ok(true);
+        }
+        run.head.extend_from_slice(&sh.rbuf[..n]);
+        match cgi::parse_output_head(&run.head) {
+            OutputParse::Partial => Ok(true),
+            OutputParse::Invalid(why) => {
+                let raw_line = std::mem::take(&mut run.raw_line);
+                let message = format!("Bad CGI output: {why}");
+                self.cgi_failed(502, &message, &raw_line, sh);
+                Ok(true)
+            }
+            OutputParse::Complete(head) => {
+                let run_head = std::mem::take(&mut run.head);
+                self.cgi_send_head(&head, sh);
+                if let State::Cgi(run) = &mut self.state {
+                    emit_body(run, &mut self.out, &run_head[head.len..]);
+                }
+                Ok(true)
+            }
+        }
+    }
+
+    /// Writes the response head for a script's parsed output header and
+    /// chooses how the body is framed.
+    fn cgi_send_head(&mut self, head: &cgi::OutputHead, sh: &mut Shared) {
+        let State::Cgi(run) = &mut self.state else {
+            return;
+        };
+        let proto = sh.site.protocol.as_str();
+        let status = head.status;
+        run.framing = if run.head_only || !status_has_body(status) {
+            Framing::Discard
+        } else if let Some(len) = head.content_length {
+            Framing::Length(len)
+        } else if run.chunked_ok && !run.close {
+            Framing::Chunked
+        } else {
+            run.close = true;
+            Framing::UntilClose
+        };
+        let reason: &[u8] = match (&head.reason, status) {
+            (Some(r), _) => r,
+            // Python's phrase for every CGI response.
+            (None, 200) => b"Script output follows",
+            (None, code) => crate::status::phrase(code).as_bytes(),
+        };
+        let date = sh.clock.http_date();
+        let mut out = Head::with_reason(&mut self.out, proto, status, reason, false, date);
+        for (name, value) in &head.headers {
+            if let Ok(name) = std::str::from_utf8(name) {
+                out.header(name, value);
+            }
+        }
+        match run.framing {
+            Framing::Length(len) => {
+                out.header_num("Content-Length", len);
+            }
+            Framing::Discard => {
+                if let Some(len) = head.content_length {
+                    out.header_num("Content-Length", len);
+                }
+            }
+            Framing::Chunked => {
+                out.header("Transfer-Encoding", b"chunked");
+            }
+            Framing::UntilClose | Framing::Pending => {
+                if sh.site.protocol == respond::Protocol::Http11 {
+                    out.header("Connection", b"close");
+                }
+            }
+        }
+        out.finish();
+        sh.log.request(sh.clock, self.peer, &run.raw_line, status);
+    }
+
     /// The deadline has passed: answer 408 to a half-sent head, otherwise
     /// just close.
     pub fn timed_out(&mut self, sh: &mut Shared) -> Progress {
@@ -561,7 +971,14 @@ impl Connection {
                 self.pump(sh)
             }
             State::Head(_) | State::Linger => Progress::Close,
-            State::File { .. } | State::Closing => {
+            State::Cgi(ref run)
+                if run.framing == Framing::Pending && self.out_pos == self.out.len() =>
+            {
+                let raw_line = run.raw_line.clone();
+                self.cgi_failed(504, "CGI script timed out", &raw_line, sh);
+                self.pump(sh)
+            }
+            State::File { .. } | State::Closing | State::Cgi(_) => {
                 sh.log.note(
                     sh.clock,
                     self.peer,
@@ -577,4 +994,29 @@ enum Step {
     Continue,
     Blocked,
     Done,
+}
+
+/// Appends script output to the client's buffer, framed as chosen.
+fn emit_body(run: &mut CgiRun, out: &mut Vec<u8>, data: &[u8]) {
+    if data.is_empty() {
+        return;
+    }
+    match &mut run.framing {
+        Framing::Length(left) => {
+            let take = data.len().min(usize::try_from(*left).unwrap_or(usize::MAX));
+            out.extend_from_slice(&data[..take]);
+            *left -= take as u64;
+            if take < data.len() {
+                // More than the script promised: the extra cannot be framed.
+                run.close = true;
+            }
+        }
+        Framing::Chunked => {
+            let _ = write!(out, "{:x}\r\n", data.len());
+            out.extend_from_slice(data);
+            out.extend_from_slice(b"\r\n");
+        }
+        Framing::UntilClose => out.extend_from_slice(data),
+        Framing::Discard | Framing::Pending => {}
+    }
 }

@@ -147,18 +147,105 @@ fn not_modified_since(req: &Request, meta: &Metadata) -> bool {
     if req.header("If-None-Match").is_some() {
         return false;
     }
-    let Some(since) = req
-        .header("If-Modified-Since")
-        .and_then(|v| std::str::from_utf8(v).ok())
-        .and_then(|v| httpdate::parse_http_date(v.trim()).ok())
-    else {
+    let Some(since) = req.header("If-Modified-Since").and_then(parse_utc_date) else {
         return false;
     };
-    let since = since.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     u64::try_from(meta.mtime()).is_ok_and(|m| m <= since) || meta.mtime() < 0
+}
+
+/// A date as Python's `email.utils.parsedate_to_datetime` reads it, in
+/// seconds since the epoch, when it is UTC (or has no zone, which Python
+/// takes as UTC); dates in other zones are ignored, as Python ignores them.
+pub fn parse_utc_date(value: &[u8]) -> Option<u64> {
+    let text = std::str::from_utf8(value).ok()?.trim();
+    if let Ok(t) = httpdate::parse_http_date(text) {
+        return t.duration_since(UNIX_EPOCH).ok().map(|d| d.as_secs());
+    }
+    let mut words: Vec<&str> = text
+        .split(|c: char| c.is_whitespace() || c == ',')
+        .filter(|w| !w.is_empty())
+        .collect();
+    if words
+        .first()
+        .is_some_and(|w| w.chars().all(|c| c.is_ascii_alphabetic()) && month(w).is_none())
+    {
+        words.remove(0); // the weekday
+    }
+    let (mut day, mut mon) = (*words.first()?, *words.get(1)?);
+    if month(day).is_some() {
+        (day, mon) = (mon, day);
+    }
+    let day: u64 = day.parse().ok()?;
+    let mon = month(mon)?;
+    let mut year: u64 = words.get(2)?.parse().ok()?;
+    if year < 100 {
+        year += if year > 68 { 1900 } else { 2000 };
+    }
+    let mut hms = words.get(3)?.split(':').map(|p| p.parse::<u64>());
+    let (h, m) = (hms.next()?.ok()?, hms.next()?.ok()?);
+    let sec = hms.next().transpose().ok()?.unwrap_or(0);
+    let zone = words.get(4).copied().unwrap_or("");
+    let utc = match zone.as_bytes().first() {
+        Some(b'+' | b'-') => zone[1..].bytes().all(|b| b == b'0'),
+        _ => !["EST", "EDT", "CST", "CDT", "MST", "MDT", "PST", "PDT"]
+            .contains(&zone.to_ascii_uppercase().as_str()),
+    };
+    if !utc || day == 0 || day > 31 || h > 23 || m > 59 || sec > 61 {
+        return None;
+    }
+    Some(days_from_civil(year, mon, day)? * 86400 + h * 3600 + m * 60 + sec)
+}
+
+fn month(word: &str) -> Option<u64> {
+    const NAMES: [&str; 12] = [
+        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+    ];
+    let w = word.get(..3)?.to_ascii_lowercase();
+    NAMES.iter().position(|n| *n == w).map(|i| i as u64 + 1)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
+/// algorithm); `None` before 1970.
+fn days_from_civil(year: u64, month: u64, day: u64) -> Option<u64> {
+    let y = if month <= 2 {
+        year.checked_sub(1)?
+    } else {
+        year
+    };
+    let era = y / 400;
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    (era * 146_097 + doe).checked_sub(719_468)
 }
 
 fn http_date(meta: &Metadata) -> Vec<u8> {
     let secs = u64::try_from(meta.mtime()).unwrap_or(0);
     httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(secs)).into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_as_python_reads_them() {
+        let t = 4_070_908_800; // 2099-01-01 00:00:00 UTC
+        for v in [
+            "Thu, 01 Jan 2099 00:00:00 GMT",
+            "Thu, 01 Jan 2099 00:00:00 +0000",
+            "Thu, 01 Jan 2099 00:00:00 -0000",
+            "Thu, 01 Jan 2099 00:00:00 UTC",
+            "Thu, 01 Jan 2099 00:00:00",
+            "01 Jan 2099 00:00:00",
+        ] {
+            assert_eq!(parse_utc_date(v.as_bytes()), Some(t), "{v}");
+        }
+        assert_eq!(parse_utc_date(b"Thu, 01 Jan 2099 00:00:00 +0100"), None);
+        assert_eq!(parse_utc_date(b"Thu, 01 Jan 2099 00:00:00 EST"), None);
+        assert_eq!(parse_utc_date(b"garbage"), None);
+        assert_eq!(parse_utc_date(b""), None);
+        assert_eq!(parse_utc_date(b"Thu, 99 Jan 2099 00:00:00"), None);
+    }
 }

@@ -6,14 +6,18 @@
 //! `listing`, `response`, `mime`, `status`, `escape`, `log`). The `reactor`
 //! and `connection` modules move those bytes between sockets and files.
 
+pub mod cgi;
+pub mod child;
 pub mod cli;
 pub mod clock;
+pub mod conditional;
 pub mod connection;
 pub mod escape;
 pub mod files;
 pub mod listing;
 pub mod log;
 pub mod mime;
+pub mod range;
 pub mod reactor;
 pub mod request;
 pub mod respond;

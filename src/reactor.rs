@@ -2,8 +2,9 @@
 //! socket, a slab of connections and a signalfd. It reacts to readiness and
 //! to the passing of time; everything else happens in the connections.
 
+use crate::child;
 use crate::clock::Clock;
-use crate::connection::{Connection, Progress, Shared, Timeouts};
+use crate::connection::{Connection, Progress, Shared, Source, Timeouts};
 use crate::log::AccessLog;
 use crate::respond::{Scratch, Site};
 use crate::sys;
@@ -11,6 +12,7 @@ use mio::net::TcpListener;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
+use std::collections::HashMap;
 use std::io::{self, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
@@ -28,6 +30,8 @@ const READ_BUFFER: usize = 64 * 1024;
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 /// How long to stop accepting when the process runs out of descriptors.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// Between SIGTERM and SIGKILL for a CGI script we stop.
+const KILL_GRACE: Duration = Duration::from_secs(2);
 
 pub struct Options {
     pub timeouts: Timeouts,
@@ -37,6 +41,8 @@ pub struct Options {
 
 /// What connections borrow from the server while they handle an event.
 struct Env {
+    poll: Poll,
+    spawned: Vec<(u32, Instant)>,
     site: Site,
     clock: Clock,
     log: AccessLog,
@@ -56,13 +62,22 @@ impl Env {
             rbuf: &mut self.rbuf,
             wbuf: &mut self.wbuf,
             scratch: &mut self.scratch,
+            registry: self.poll.registry(),
+            spawned: &mut self.spawned,
         }
     }
 }
 
+/// A CGI child the server is responsible for until it is reaped.
+struct Watched {
+    /// When it is sent SIGTERM (then, once that is done, SIGKILL).
+    deadline: Instant,
+    terminated: bool,
+}
+
 pub struct Server {
-    poll: Poll,
     listener: TcpListener,
+    children: HashMap<u32, Watched>,
     signals: OwnedFd,
     conns: Slab<Connection>,
     env: Env,
@@ -86,18 +101,20 @@ impl Server {
         let mut listener = TcpListener::from_std(listener);
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
-        let signals = sys::signal_fd(&[libc::SIGINT, libc::SIGTERM])?;
+        let signals = sys::signal_fd(&[libc::SIGINT, libc::SIGTERM, libc::SIGCHLD])?;
         poll.registry().register(
             &mut SourceFd(&signals.as_raw_fd()),
             SIGNALS,
             Interest::READABLE,
         )?;
         Ok(Server {
-            poll,
             listener,
+            children: HashMap::new(),
             signals,
             conns: Slab::new(),
             env: Env {
+                poll,
+                spawned: Vec::new(),
                 site,
                 clock: Clock::new(),
                 log: AccessLog::new(options.quiet),
@@ -122,7 +139,7 @@ impl Server {
         let mut events = Events::with_capacity(1024);
         loop {
             let timeout = self.poll_timeout();
-            if let Err(e) = self.poll.poll(&mut events, timeout)
+            if let Err(e) = self.env.poll.poll(&mut events, timeout)
                 && e.kind() != io::ErrorKind::Interrupted
             {
                 return Err(e);
@@ -144,12 +161,14 @@ impl Server {
             self.run_queued();
             if new_second {
                 self.expire();
+                self.expire_children();
             }
             self.resume_listener();
             self.env.log.flush();
             if let Some(deadline) = self.stopping
                 && (self.conns.is_empty() || self.env.clock.now >= deadline)
             {
+                self.stop_all_children();
                 return Ok(());
             }
         }
@@ -158,7 +177,11 @@ impl Server {
     fn poll_timeout(&self) -> Option<Duration> {
         if !self.run_queue.is_empty() {
             Some(Duration::ZERO)
-        } else if self.conns.is_empty() && self.paused.is_none() && self.stopping.is_none() {
+        } else if self.conns.is_empty()
+            && self.children.is_empty()
+            && self.paused.is_none()
+            && self.stopping.is_none()
+        {
             None // nothing can time out: sleep until something happens
         } else if let Some(until) = self.paused.filter(|_| self.stopping.is_none()) {
             Some(
@@ -198,6 +221,7 @@ impl Server {
             let entry = self.conns.vacant_entry();
             let token = Token(entry.key() * TOKENS_PER_CONNECTION);
             if self
+                .env
                 .poll
                 .registry()
                 .register(&mut socket, token, Interest::READABLE | Interest::WRITABLE)
@@ -205,7 +229,9 @@ impl Server {
             {
                 continue;
             }
+            let key = entry.key();
             entry.insert(Connection::new(
+                key,
                 socket,
                 peer.ip(),
                 &self.env.clock,
@@ -217,7 +243,7 @@ impl Server {
 
     fn pause(&mut self, until: Instant) {
         if self.paused.is_none() {
-            let _ = self.poll.registry().deregister(&mut self.listener);
+            let _ = self.env.poll.registry().deregister(&mut self.listener);
         }
         self.paused = Some(until);
     }
@@ -233,6 +259,7 @@ impl Server {
         }
         // Registering reports connections already waiting, so none is lost.
         if self
+            .env
             .poll
             .registry()
             .register(&mut self.listener, LISTENER, Interest::READABLE)
@@ -247,7 +274,12 @@ impl Server {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
-        let progress = conn.ready(readable, writable, read_closed, &mut self.env.shared());
+        let mut shared = self.env.shared();
+        let progress = match Source::from_index(token.0 % TOKENS_PER_CONNECTION) {
+            Some(Source::Socket) => conn.ready(readable, writable, read_closed, &mut shared),
+            Some(source) => conn.pipe_ready(source, &mut shared),
+            None => Progress::Wait,
+        };
         self.apply(key, progress);
     }
 
@@ -266,6 +298,15 @@ impl Server {
     }
 
     fn apply(&mut self, key: usize, progress: Progress) {
+        for (pid, deadline) in self.env.spawned.drain(..) {
+            self.children.insert(
+                pid,
+                Watched {
+                    deadline,
+                    terminated: false,
+                },
+            );
+        }
         match progress {
             Progress::Wait => {}
             Progress::Again => self.run_queue.push(Token(key * TOKENS_PER_CONNECTION)),
@@ -275,7 +316,57 @@ impl Server {
 
     fn close(&mut self, key: usize) {
         if let Some(mut conn) = self.conns.try_remove(key) {
-            let _ = self.poll.registry().deregister(conn.socket());
+            let _ = self.env.poll.registry().deregister(conn.socket());
+            // A script whose client is gone has no one to answer.
+            if let Some(pid) = conn.child_pid() {
+                self.stop_child(pid);
+            }
+        }
+    }
+
+    /// SIGTERM now, SIGKILL after a grace period if it is still there.
+    fn stop_child(&mut self, pid: u32) {
+        if let Some(w) = self.children.get_mut(&pid)
+            && !w.terminated
+        {
+            child::terminate(pid, libc::SIGTERM);
+            w.terminated = true;
+            w.deadline = self.env.clock.now + KILL_GRACE;
+        }
+    }
+
+    /// Scripts past their deadline get SIGTERM, then SIGKILL.
+    fn expire_children(&mut self) {
+        let now = self.env.clock.now;
+        let due: Vec<(u32, bool)> = self
+            .children
+            .iter()
+            .filter(|(_, w)| w.deadline <= now)
+            .map(|(&pid, w)| (pid, w.terminated))
+            .collect();
+        for (pid, terminated) in due {
+            if terminated {
+                child::terminate(pid, libc::SIGKILL);
+                if let Some(w) = self.children.get_mut(&pid) {
+                    w.deadline = now + KILL_GRACE;
+                }
+            } else {
+                self.stop_child(pid);
+            }
+        }
+    }
+
+    fn reap_children(&mut self) {
+        for (pid, status) in child::reap() {
+            self.children.remove(&pid);
+            let code = if libc::WIFEXITED(status) {
+                libc::WEXITSTATUS(status)
+            } else {
+                -libc::WTERMSIG(status)
+            };
+            if code != 0 {
+                eprintln!("tinyserve: CGI script {pid} exit code {code}");
+            }
         }
     }
 
@@ -299,12 +390,15 @@ impl Server {
 
     fn on_signal(&mut self) {
         while let Some(signo) = sys::read_signal(&self.signals) {
+            if signo == libc::SIGCHLD as u32 {
+                self.reap_children();
+                continue;
+            }
             if self.stopping.is_some() {
                 // A second signal: stop waiting for anyone.
                 self.stopping = Some(self.env.clock.now);
                 continue;
             }
-            let _ = signo;
             let mut stdout = io::stdout();
             let _ = writeln!(stdout, "\nKeyboard interrupt received, exiting.");
             let _ = stdout.flush();
@@ -320,6 +414,25 @@ impl Server {
                 self.close(key);
             }
         }
+    }
+}
+
+impl Server {
+    /// At exit: no script outlives the server.
+    fn stop_all_children(&mut self) {
+        let pids: Vec<u32> = self.children.keys().copied().collect();
+        for &pid in &pids {
+            child::terminate(pid, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + KILL_GRACE;
+        while !self.children.is_empty() && Instant::now() < deadline {
+            self.reap_children();
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        for &pid in self.children.keys() {
+            child::terminate(pid, libc::SIGKILL);
+        }
+        self.reap_children();
     }
 }
 

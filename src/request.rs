@@ -159,6 +159,11 @@ pub fn parse_request_line(line: &[u8]) -> Result<Option<RequestLine<'_>>, Reject
 
 /// `HTTP/<digits>.<digits>`, each number at most 10 digits, as Python checks.
 fn parse_version(word: &[u8]) -> Result<Version, ()> {
+    // Python compares the version *string* with "HTTP/0.9" to decide
+    // whether to leave out the status line, so only this spelling counts.
+    if word == b"HTTP/0.9" {
+        return Ok(Version::Http09);
+    }
     let number = word.strip_prefix(b"HTTP/").ok_or(())?;
     let dot = memchr::memchr(b'.', number).ok_or(())?;
     let (major, minor) = (&number[..dot], &number[dot + 1..]);

@@ -5,9 +5,11 @@
 //! writes into the buffer and returns a [`Reply`] telling the connection what
 //! else to send (a file), whether to keep the connection, and what to log.
 
+use crate::cgi;
+use crate::child::Launch;
 use crate::files;
 use crate::request::{self, Rejection, RequestLine, Version};
-use crate::response::{Head, push_error_page, status_has_body};
+use crate::response::{Head, latin1, push_error_page, status_has_body};
 use crate::status;
 use std::fs::File;
 use std::path::PathBuf;
@@ -35,10 +37,14 @@ pub struct Site {
     pub root_path: PathBuf,
     pub protocol: Protocol,
     pub cgi: bool,
+    /// `SERVER_NAME` and `SERVER_PORT` for CGI scripts.
+    pub server_name: String,
+    pub server_port: u16,
 }
 
 /// A request whose head has been parsed.
 pub struct Request<'a> {
+    pub peer: std::net::IpAddr,
     /// The request line without its line ending, for the log.
     pub raw_line: &'a [u8],
     pub line: RequestLine<'a>,
@@ -60,6 +66,19 @@ pub enum Body {
         offset: u64,
         len: u64,
     },
+    /// A CGI script to run; its output makes the response.
+    Cgi(Box<CgiRequest>),
+}
+
+/// A script to run for this request, and how to frame what it says.
+#[derive(Debug)]
+pub struct CgiRequest {
+    pub launch: Launch,
+    /// Request body bytes to pass to the script's stdin.
+    pub body_len: u64,
+    pub head_only: bool,
+    /// The client understands a chunked response.
+    pub chunked_ok: bool,
 }
 
 /// What the connection does once the head written by [`respond`] is out.
@@ -87,17 +106,23 @@ pub struct Ctx<'a> {
     pub date: &'a [u8],
     pub http09: bool,
     pub head_only: bool,
+    /// An HTTP/1.0 client's connection is kept: say so, or it cannot know.
+    pub announce_keep_alive: bool,
 }
 
 impl Ctx<'_> {
     pub fn head<'o>(&self, out: &'o mut Vec<u8>, code: u16) -> Head<'o> {
-        Head::new(
+        let mut head = Head::new(
             out,
             self.site.protocol.as_str(),
             code,
             self.http09,
             self.date,
-        )
+        );
+        if self.announce_keep_alive {
+            head.header("Connection", b"keep-alive");
+        }
+        head
     }
 
     /// Python's `send_error`: the error page, `Connection: close`, a log line.
@@ -114,7 +139,10 @@ impl Ctx<'_> {
         if status_has_body(code) {
             push_error_page(&mut page, code, message, explain);
         }
-        let mut head = self.head(out, code);
+        // Python's status line carries the error message as its reason.
+        let reason = latin1(message);
+        let proto = self.site.protocol.as_str();
+        let mut head = Head::with_reason(out, proto, code, &reason, self.http09, self.date);
         head.header("Connection", b"close");
         if !page.is_empty() {
             head.header("Content-Type", b"text/html;charset=utf-8");
@@ -148,6 +176,7 @@ pub fn reject(
         date,
         http09: false,
         head_only,
+        announce_keep_alive: false,
     };
     ctx.error(
         out,
@@ -167,11 +196,13 @@ pub fn respond(
     scratch: &mut Scratch,
 ) -> Reply {
     let version = req.line.version;
+    let keep = keep_alive(site.protocol, &req.line, req.headers);
     let ctx = Ctx {
         site,
         date,
         http09: version == Version::Http09,
         head_only: req.line.method == b"HEAD",
+        announce_keep_alive: keep && version < Version::HTTP_11,
     };
     let expects_continue = req
         .header("Expect")
@@ -180,9 +211,19 @@ pub fn respond(
         Head::bare(out, site.protocol.as_str(), 100, false).finish();
     }
 
-    let mut reply = match req.line.method {
-        b"GET" | b"HEAD" => files::serve(&ctx, req, out, scratch),
-        method => {
+    let method = req.line.method;
+    let body_len = body_length(req.headers);
+    let script = match method {
+        b"GET" | b"HEAD" | b"POST" if site.cgi => cgi::split_cgi(req.line.target),
+        _ => None,
+    };
+    let mut reply = match (method, script) {
+        (_, Some((dir, rest))) => run_cgi(&ctx, req, &dir, &rest, body_len, out),
+        (b"GET" | b"HEAD", None) => files::serve(&ctx, req, out, scratch),
+        (b"POST", None) if site.cgi => {
+            ctx.error(out, 501, Some("Can only POST to CGI scripts"), None)
+        }
+        _ => {
             let message = format!(
                 "Unsupported method ({})",
                 crate::escape::py_repr_latin1(method)
@@ -193,14 +234,71 @@ pub fn respond(
     if reply.close {
         return reply;
     }
-    reply.close = !keep_alive(site.protocol, &req.line, req.headers);
-    // We never read a GET body, but we must step over it to find the next
-    // request; a body we cannot measure means the connection must end.
-    match body_length(req.headers) {
-        Some(len) => reply.discard = len,
-        None => reply.close = true,
+    reply.close = !keep;
+    if !matches!(reply.body, Body::Cgi(_)) {
+        // We never read a GET body, but we must step over it to find the
+        // next request; a body we cannot measure means the connection ends.
+        match body_len {
+            Some(len) => reply.discard = len,
+            None => reply.close = true,
+        }
     }
     reply
+}
+
+/// Python's `run_cgi` up to the fork: find the script, refuse as Python
+/// does, and build its environment.
+fn run_cgi(
+    ctx: &Ctx,
+    req: &Request,
+    dir: &[u8],
+    rest: &[u8],
+    body_len: Option<u64>,
+    out: &mut Vec<u8>,
+) -> Reply {
+    let site = ctx.site;
+    let script = match cgi::find_script(&site.root_path, dir, rest) {
+        Ok(script) => script,
+        Err(refusal) => return ctx.error(out, refusal.status, Some(&refusal.message), None),
+    };
+    let Some(body_len) = body_len else {
+        // A script needs CONTENT_LENGTH; we do not buffer chunked uploads.
+        return ctx.error(out, 411, None, None);
+    };
+    let remote = crate::log::client_ip(req.peer).to_string();
+    let env_ctx = cgi::EnvContext {
+        root: &site.root_path,
+        server_software: crate::response::SERVER,
+        server_name: &site.server_name,
+        server_port: site.server_port,
+        protocol: site.protocol.as_str(),
+        method: req.line.method,
+        remote_addr: &remote,
+    };
+    let env = cgi::environment(&env_ctx, &script, req.headers);
+    // Only a POST body is the script's input, as in Python; any other
+    // request's body is skipped.
+    let (to_script, discard) = if req.line.method == b"POST" {
+        (body_len, 0)
+    } else {
+        (0, body_len)
+    };
+    Reply {
+        status: 200,
+        body: Body::Cgi(Box::new(CgiRequest {
+            launch: Launch {
+                argument: cgi::argument(&script.query),
+                program: script.file,
+                env,
+            },
+            body_len: to_script,
+            head_only: ctx.head_only,
+            chunked_ok: site.protocol == Protocol::Http11 && req.line.version >= Version::HTTP_11,
+        })),
+        close: false,
+        discard,
+        error: None,
+    }
 }
 
 /// Python's rules for `close_connection`, with `Connection` read as a list

@@ -17,7 +17,27 @@ impl<'a> Head<'a> {
     /// Starts a head with the status line and the `Server` and `Date`
     /// headers Python's `send_response` always sends first.
     pub fn new(out: &'a mut Vec<u8>, proto: &str, code: u16, http09: bool, date: &[u8]) -> Self {
-        let mut head = Head::bare(out, proto, code, http09);
+        Head::with_reason(
+            out,
+            proto,
+            code,
+            status::phrase(code).as_bytes(),
+            http09,
+            date,
+        )
+    }
+
+    /// A head whose status line carries a reason of the caller's choosing:
+    /// Python puts its error message there, and CGI scripts their own.
+    pub fn with_reason(
+        out: &'a mut Vec<u8>,
+        proto: &str,
+        code: u16,
+        reason: &[u8],
+        http09: bool,
+        date: &[u8],
+    ) -> Self {
+        let mut head = Head::status_line(out, proto, code, reason, http09);
         head.header("Server", SERVER.as_bytes());
         head.header("Date", date);
         head
@@ -25,9 +45,26 @@ impl<'a> Head<'a> {
 
     /// A status line with no standard headers (`100 Continue`).
     pub fn bare(out: &'a mut Vec<u8>, proto: &str, code: u16, http09: bool) -> Self {
+        Head::status_line(out, proto, code, status::phrase(code).as_bytes(), http09)
+    }
+
+    fn status_line(
+        out: &'a mut Vec<u8>,
+        proto: &str,
+        code: u16,
+        reason: &[u8],
+        http09: bool,
+    ) -> Self {
         if !http09 {
             out.extend_from_slice(proto.as_bytes());
-            let _ = write!(out, " {code} {}\r\n", status::phrase(code));
+            let _ = write!(out, " {code} ");
+            // A reason can never end the line early.
+            out.extend(
+                reason
+                    .iter()
+                    .map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
+            );
+            out.extend_from_slice(b"\r\n");
         }
         Head { out, http09 }
     }
@@ -69,6 +106,15 @@ pub fn push_error_page(out: &mut Vec<u8>, code: u16, message: &str, explain: &st
     let _ = write!(out, ".</p>\n        <p>Error code explanation: {code} - ");
     push_html(out, explain.as_bytes());
     out.extend_from_slice(b".</p>\n    </body>\n</html>\n");
+}
+
+/// A message as Python writes it on a status line: encoded as Latin-1
+/// (characters beyond it, which Python would fail on, become `?`).
+pub fn latin1(message: &str) -> Vec<u8> {
+    message
+        .chars()
+        .map(|c| u8::try_from(u32::from(c)).unwrap_or(b'?'))
+        .collect()
 }
 
 /// Does a response with this status carry a body? (RFC 9112 section 6.3)

@@ -47,7 +47,7 @@ pub fn translate(target: &[u8], out: &mut Vec<u8>) -> Translated {
     let trailing_slash = path.last() == Some(&b'/');
     out.clear();
     percent_decode_into(path, out);
-    fix_utf8(out);
+    fix_utf8(out, false);
     normalize_in_place(out);
     Translated {
         trailing_slash,
@@ -60,7 +60,7 @@ pub fn translate(target: &[u8], out: &mut Vec<u8>) -> Translated {
 pub fn display_path(target: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(target.len());
     percent_decode_into(target, &mut out);
-    fix_utf8(&mut out);
+    fix_utf8(&mut out, true);
     out
 }
 
@@ -96,9 +96,11 @@ fn hex_value(b: u8) -> Option<u8> {
 /// Python decodes the percent-decoded bytes as UTF-8 with `surrogatepass`
 /// and the file system encodes them back with `surrogateescape`. The net
 /// effect on bytes: the UTF-8 form of U+DC80..U+DCFF (how Python's own
-/// listings link undecodable names) turns back into the raw byte, and if the
-/// bytes are not UTF-8 at all, every invalid sequence becomes U+FFFD.
-fn fix_utf8(bytes: &mut Vec<u8>) {
+/// listings link undecodable names) turns back into the raw byte. If the
+/// bytes are not UTF-8 at all, Python replaces every invalid sequence with
+/// U+FFFD (`lossy`, for display); for file names we keep the bytes as they
+/// are, so a file whose name is not UTF-8 can be reached (`%FF`, or raw).
+fn fix_utf8(bytes: &mut Vec<u8>, lossy: bool) {
     match scan_utf8_with_surrogates(bytes) {
         Utf8Scan::Valid { escapes: false } => {}
         Utf8Scan::Valid { escapes: true } => {
@@ -116,6 +118,7 @@ fn fix_utf8(bytes: &mut Vec<u8>) {
             }
             bytes.truncate(w);
         }
+        Utf8Scan::Invalid if !lossy => {}
         Utf8Scan::Invalid => {
             let fixed = String::from_utf8_lossy(bytes).into_owned();
             *bytes = fixed.into_bytes();
@@ -281,8 +284,12 @@ mod tests {
         let mut out = Vec::new();
         translate(b"/bad%ED%B3%BF.txt", &mut out);
         assert_eq!(out, b"bad\xff.txt");
-        // A bare invalid byte is replaced, as Python's fallback unquote does.
-        assert_eq!(tr("/bad%FF.txt").0, "bad\u{fffd}.txt");
+        // A bare invalid byte stays itself (Python replaces it with U+FFFD,
+        // and so do we in a listing's title).
+        let mut out = Vec::new();
+        translate(b"/bad%FF.txt", &mut out);
+        assert_eq!(out, b"bad\xff.txt");
+        assert_eq!(display_path(b"/bad%FF"), "/bad\u{fffd}".as_bytes());
     }
 
     #[test]

@@ -1,0 +1,622 @@
+//! CGI as Python's `CGIHTTPRequestHandler` has it, without the process:
+//! which requests name scripts, which file runs, with what environment, and
+//! what the script's output header says (RFC 3875 section 6, which Python
+//! does not parse but we do).
+
+use crate::escape::py_repr_latin1;
+use crate::request;
+use crate::urlpath;
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+/// Python's `cgi_directories`.
+const CGI_DIRS: [&[u8]; 2] = [b"/cgi-bin", b"/htbin"];
+
+/// Python's `_url_collapse_path`: the target's path percent-decoded, with
+/// empty and `.` segments dropped and `..` applied, the query put back.
+/// `None` where Python raises `IndexError` (more `..` than segments).
+pub fn collapse_path(target: &[u8]) -> Option<Vec<u8>> {
+    let (path, query) = match memchr::memchr(b'?', target) {
+        Some(i) => (&target[..i], Some(&target[i + 1..])),
+        None => (target, None),
+    };
+    let path = urlpath::display_path(path);
+    let parts: Vec<&[u8]> = path.split(|&b| b == b'/').collect();
+    let (last, init) = parts.split_last()?;
+    let mut head: Vec<&[u8]> = Vec::new();
+    for part in init {
+        match *part {
+            b".." => {
+                head.pop()?;
+            }
+            b"" | b"." => {}
+            p => head.push(p),
+        }
+    }
+    let mut tail: &[u8] = last;
+    if tail == b".." {
+        head.pop()?;
+        tail = b"";
+    } else if tail == b"." {
+        tail = b"";
+    }
+    let mut out = Vec::with_capacity(target.len() + 1);
+    for part in &head {
+        out.push(b'/');
+        out.extend_from_slice(part);
+    }
+    out.push(b'/');
+    out.extend_from_slice(tail);
+    if let Some(q) = query.filter(|q| !q.is_empty()) {
+        out.push(b'?');
+        out.extend_from_slice(q);
+    }
+    Some(out)
+}
+
+/// Python's `is_cgi`: the collapsed path split after its CGI directory
+/// (`/cgi-bin`, `rest`), or `None` when the request is not for a script.
+pub fn split_cgi(target: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
+    let collapsed = collapse_path(target)?;
+    let mut from = 1;
+    while let Some(i) =
+        memchr::memchr(b'/', &collapsed[from.min(collapsed.len())..]).map(|i| i + from)
+    {
+        if CGI_DIRS.contains(&&collapsed[..i]) {
+            return Some((collapsed[..i].to_vec(), collapsed[i + 1..].to_vec()));
+        }
+        from = i + 1;
+    }
+    None
+}
+
+/// A script ready to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Script {
+    /// `SCRIPT_NAME`: the URL path of the script.
+    pub name: Vec<u8>,
+    pub file: PathBuf,
+    /// `PATH_INFO` before Python's second percent-decoding.
+    pub rest: Vec<u8>,
+    pub query: Vec<u8>,
+}
+
+/// Why no script runs, with Python's status and message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub status: u16,
+    pub message: String,
+}
+
+fn refuse(status: u16, what: &str, name: &[u8]) -> Refusal {
+    Refusal {
+        status,
+        message: format!("{what} ({})", py_repr_latin1(name)),
+    }
+}
+
+/// The file under `root` a URL path names, as Python's `translate_path`.
+fn translate(root: &Path, url: &[u8]) -> (PathBuf, bool) {
+    let mut rel = Vec::new();
+    let t = urlpath::translate(url, &mut rel);
+    (root.join(OsStr::from_bytes(&rel)), t.trailing_slash)
+}
+
+/// Python's `run_cgi` search: walk down directories as long as they exist,
+/// the next segment is the script, the rest is `PATH_INFO`.
+pub fn find_script(root: &Path, dir: &[u8], rest: &[u8]) -> Result<Script, Refusal> {
+    let mut path = dir.to_vec();
+    path.push(b'/');
+    path.extend_from_slice(rest);
+    let (mut dir_len, mut rest_start) = (dir.len(), dir.len() + 1);
+    let mut search = dir_len + 1;
+    while let Some(i) = memchr::memchr(b'/', path.get(search..).unwrap_or(b"")).map(|i| i + search)
+    {
+        if translate(root, &path[..i]).0.is_dir() {
+            (dir_len, rest_start) = (i, i + 1);
+            search = i + 1;
+        } else {
+            break;
+        }
+    }
+    let dir = &path[..dir_len];
+    let rest = &path[rest_start.min(path.len())..];
+    let (rest, query) = match memchr::memchr(b'?', rest) {
+        Some(i) => (&rest[..i], &rest[i + 1..]),
+        None => (rest, &b""[..]),
+    };
+    let (script, rest) = match memchr::memchr(b'/', rest) {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, &b""[..]),
+    };
+    let mut name = dir.to_vec();
+    name.push(b'/');
+    name.extend_from_slice(script);
+    let (file, trailing_slash) = translate(root, &name);
+    let Ok(meta) = std::fs::metadata(&file) else {
+        return Err(refuse(404, "No such CGI script", &name));
+    };
+    if !meta.is_file() || trailing_slash {
+        return Err(refuse(403, "CGI script is not a plain file", &name));
+    }
+    if meta.permissions().mode() & 0o111 == 0 {
+        return Err(refuse(403, "CGI script is not executable", &name));
+    }
+    Ok(Script {
+        name,
+        file,
+        rest: rest.to_vec(),
+        query: query.to_vec(),
+    })
+}
+
+/// What the environment is made from besides the request's headers.
+pub struct EnvContext<'a> {
+    pub root: &'a Path,
+    pub server_software: &'a str,
+    pub server_name: &'a str,
+    pub server_port: u16,
+    pub protocol: &'a str,
+    pub method: &'a [u8],
+    pub remote_addr: &'a str,
+}
+
+/// The CGI variables, Python's set plus every other header as `HTTP_*`
+/// (RFC 3875 section 4.1.18). The server's own environment is inherited
+/// by the child on top of these, as in Python.
+pub fn environment(
+    ctx: &EnvContext,
+    script: &Script,
+    headers: &[httparse::Header],
+) -> Vec<(OsString, OsString)> {
+    let mut env: Vec<(OsString, OsString)> = Vec::new();
+    let mut set = |k: &str, v: &[u8]| {
+        env.retain(|(name, _)| name != k);
+        env.push((OsString::from(k), OsString::from_vec(v.to_vec())));
+    };
+    set("SERVER_SOFTWARE", ctx.server_software.as_bytes());
+    set("SERVER_NAME", ctx.server_name.as_bytes());
+    set("GATEWAY_INTERFACE", b"CGI/1.1");
+    set("SERVER_PROTOCOL", ctx.protocol.as_bytes());
+    set("SERVER_PORT", ctx.server_port.to_string().as_bytes());
+    set("REQUEST_METHOD", ctx.method);
+    // Python decodes the already-decoded rest once more; so do we.
+    let path_info = urlpath::display_path(&script.rest);
+    set("PATH_INFO", &path_info);
+    let mut rel = Vec::new();
+    let t = urlpath::translate(&path_info, &mut rel);
+    let mut translated = ctx.root.as_os_str().as_bytes().to_vec();
+    if !rel.is_empty() {
+        translated.push(b'/');
+        translated.extend_from_slice(&rel);
+    }
+    if t.trailing_slash {
+        translated.push(b'/');
+    }
+    set("PATH_TRANSLATED", &translated);
+    set("SCRIPT_NAME", &script.name);
+    set("QUERY_STRING", &script.query);
+    set("REMOTE_ADDR", ctx.remote_addr.as_bytes());
+    set("REMOTE_HOST", b"");
+    if let Some((auth_type, user)) = request::header(headers, "Authorization").and_then(basic_user)
+    {
+        set("AUTH_TYPE", auth_type);
+        if let Some(user) = user {
+            set("REMOTE_USER", &user);
+        }
+    }
+    set(
+        "CONTENT_TYPE",
+        request::header(headers, "Content-Type").unwrap_or(b"text/plain"),
+    );
+    set(
+        "CONTENT_LENGTH",
+        request::header(headers, "Content-Length").unwrap_or(b""),
+    );
+    set(
+        "HTTP_REFERER",
+        request::header(headers, "Referer").unwrap_or(b""),
+    );
+    set("HTTP_ACCEPT", &join_all(headers, "Accept", b","));
+    set(
+        "HTTP_USER_AGENT",
+        request::header(headers, "User-Agent").unwrap_or(b""),
+    );
+    set("HTTP_COOKIE", &join_all(headers, "Cookie", b", "));
+    for h in headers {
+        let Some(var) = http_var_name(h.name) else {
+            continue;
+        };
+        if env.iter().any(|(k, _)| *k == *var) {
+            continue;
+        }
+        let value = join_all(headers, h.name, b", ");
+        env.push((OsString::from(var), OsString::from_vec(value)));
+    }
+    env
+}
+
+/// `HTTP_NAME` for a header that is not already a CGI variable. Never
+/// `HTTP_PROXY` (httpoxy) and never the credentials.
+fn http_var_name(name: &str) -> Option<String> {
+    let skip = ["content-type", "content-length", "authorization", "proxy"];
+    if skip.iter().any(|s| name.eq_ignore_ascii_case(s))
+        || name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return None;
+    }
+    Some(format!(
+        "HTTP_{}",
+        name.to_ascii_uppercase().replace('-', "_")
+    ))
+}
+
+/// All values of a header joined, skipping empty ones, as Python joins
+/// `Accept` and `Cookie`.
+fn join_all(headers: &[httparse::Header], name: &str, sep: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for h in headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case(name) && !h.value.is_empty())
+    {
+        if !out.is_empty() {
+            out.extend_from_slice(sep);
+        }
+        out.extend_from_slice(h.value);
+    }
+    out
+}
+
+/// Python's reading of `Authorization`: two words give `AUTH_TYPE`; for
+/// Basic, a decodable `user:password` gives `REMOTE_USER`.
+fn basic_user(value: &[u8]) -> Option<(&[u8], Option<Vec<u8>>)> {
+    let mut words = value
+        .split(|b| b.is_ascii_whitespace())
+        .filter(|w| !w.is_empty());
+    let (kind, creds) = (words.next()?, words.next()?);
+    if words.next().is_some() {
+        return None;
+    }
+    if !kind.eq_ignore_ascii_case(b"basic") {
+        return Some((kind, None));
+    }
+    let user = base64_decode(creds).filter(|d| d.is_ascii()).and_then(|d| {
+        let parts: Vec<&[u8]> = d.split(|&b| b == b':').collect();
+        (parts.len() == 2).then(|| parts[0].to_vec())
+    });
+    Some((kind, user))
+}
+
+/// Standard base64 as Python's lenient `base64.decodebytes` reads it:
+/// characters outside the alphabet are skipped, padding may be missing.
+fn base64_decode(input: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(input.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0);
+    for &c in input {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            b'=' => break,
+            _ => continue,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    if bits >= 6 {
+        return None; // a lone trailing character is an error in Python too
+    }
+    Some(out)
+}
+
+/// Python passes the query as the script's argument when it has no `=`.
+pub fn argument(query: &[u8]) -> Option<OsString> {
+    (!query.contains(&b'=')).then(|| {
+        let decoded: Vec<u8> = query
+            .iter()
+            .map(|&b| if b == b'+' { b' ' } else { b })
+            .collect();
+        OsString::from_vec(decoded)
+    })
+}
+
+/// Python runs `.py` and `.pyw` scripts with its own interpreter.
+pub fn is_python(file: &Path) -> bool {
+    file.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("py") || e.eq_ignore_ascii_case("pyw"))
+}
+
+/// The longest script output header we accept.
+pub const MAX_OUTPUT_HEAD: usize = 64 * 1024;
+
+/// The script's output header, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputHead {
+    pub status: u16,
+    /// The reason phrase the script gave, if any.
+    pub reason: Option<Vec<u8>>,
+    /// Headers to pass on, in order, without the ones we set ourselves.
+    pub headers: Vec<(Vec<u8>, Vec<u8>)>,
+    pub content_length: Option<u64>,
+    /// A `Location` that is a path on this server (served in place).
+    pub local_redirect: Option<Vec<u8>>,
+    /// Bytes of the buffer the head took.
+    pub len: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutputParse {
+    /// The blank line has not come yet.
+    Partial,
+    Complete(OutputHead),
+    /// Not a CGI header (or too long): answered with 502.
+    Invalid(&'static str),
+}
+
+/// Parses the header block at the start of a script's output.
+pub fn parse_output_head(buf: &[u8]) -> OutputParse {
+    let mut headers = Vec::new();
+    let mut status = None;
+    let mut reason = None;
+    let mut content_length = None;
+    let mut location = None;
+    let mut pos = 0;
+    loop {
+        let Some(nl) = memchr::memchr(b'\n', &buf[pos..]) else {
+            return if buf.len() > MAX_OUTPUT_HEAD {
+                OutputParse::Invalid("the script's header is too long")
+            } else {
+                OutputParse::Partial
+            };
+        };
+        let line = &buf[pos..pos + nl];
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        pos += nl + 1;
+        if line.is_empty() {
+            break;
+        }
+        let Some(colon) = memchr::memchr(b':', line) else {
+            return OutputParse::Invalid("the script sent a header line without a colon");
+        };
+        let name = &line[..colon];
+        if name.is_empty() || !name.iter().all(|&b| b.is_ascii_graphic()) {
+            return OutputParse::Invalid("the script sent a malformed header name");
+        }
+        let value = line[colon + 1..].trim_ascii();
+        if name.eq_ignore_ascii_case(b"Status") {
+            let code = value
+                .get(..3)
+                .and_then(|d| std::str::from_utf8(d).ok())
+                .and_then(|d| d.parse::<u16>().ok());
+            match code {
+                Some(c) if (100..=599).contains(&c) && value.get(3).is_none_or(|&b| b == b' ') => {
+                    status = Some(c);
+                    let r = value[3..].trim_ascii();
+                    reason = (!r.is_empty()).then(|| r.to_vec());
+                }
+                _ => return OutputParse::Invalid("the script sent a malformed Status"),
+            }
+        } else if name.eq_ignore_ascii_case(b"Content-Length") {
+            content_length = std::str::from_utf8(value)
+                .ok()
+                .and_then(|v| v.parse::<u64>().ok());
+        } else if name.eq_ignore_ascii_case(b"Transfer-Encoding")
+            || name.eq_ignore_ascii_case(b"Connection")
+        {
+            // Framing is ours to choose.
+        } else {
+            if name.eq_ignore_ascii_case(b"Location") {
+                location = Some(value.to_vec());
+            }
+            headers.push((name.to_vec(), value.to_vec()));
+        }
+    }
+    let mut local_redirect = None;
+    let status = match (status, &location) {
+        (Some(s), _) => s,
+        (None, Some(loc)) if loc.starts_with(b"/") => {
+            local_redirect = Some(loc.clone());
+            200
+        }
+        (None, Some(_)) => 302,
+        (None, None) => 200,
+    };
+    OutputParse::Complete(OutputHead {
+        status,
+        reason,
+        headers,
+        content_length,
+        local_redirect,
+        len: pos,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn collapse(s: &str) -> Option<String> {
+        collapse_path(s.as_bytes()).map(|v| String::from_utf8(v).unwrap())
+    }
+
+    /// The cases of Python's own `test_url_collapse_path`.
+    #[test]
+    fn collapse_like_python() {
+        let cases = [
+            ("", "/"),
+            ("..", "IndexError"),
+            ("/.//..", "IndexError"),
+            ("/", "/"),
+            ("//", "/"),
+            ("/\\", "/\\"),
+            ("/.//", "/"),
+            ("cgi-bin/file1.py", "/cgi-bin/file1.py"),
+            ("/cgi-bin/file1.py", "/cgi-bin/file1.py"),
+            ("a", "/a"),
+            ("/a", "/a"),
+            ("//a", "/a"),
+            ("./a", "/a"),
+            ("./C:/", "/C:/"),
+            ("/a/b", "/a/b"),
+            ("/a/b/", "/a/b/"),
+            ("/a/b/.", "/a/b/"),
+            ("/a/b/c/..", "/a/b/"),
+            ("/a/b/c/../d", "/a/b/d"),
+            ("/a/b/c/../d/e/../f", "/a/b/d/f"),
+            ("/a/b/c/../d/e/../../f", "/a/b/f"),
+            ("/a/b/c/../d/e/.././././..//f", "/a/b/f"),
+            ("../a/b/c/../d/e/.././././..//f", "IndexError"),
+            ("/a/b/c/../d/e/../../../f", "/a/f"),
+            ("/a/b/c/../d/e/../../../../f", "/f"),
+            ("/a/b/c/../d/e/../../../../../f", "IndexError"),
+            ("/a/b/c/../d/e/../../../../f/..", "/"),
+            ("/a/b/c/../d/e/../../../../f/../.", "/"),
+        ];
+        for (input, want) in cases {
+            let got = collapse(input).unwrap_or_else(|| "IndexError".into());
+            assert_eq!(got, want, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn is_cgi_like_python() {
+        let split = |s: &str| {
+            split_cgi(s.as_bytes())
+                .map(|(a, b)| (String::from_utf8(a).unwrap(), String::from_utf8(b).unwrap()))
+        };
+        assert_eq!(
+            split("/cgi-bin/test.py"),
+            Some(("/cgi-bin".into(), "test.py".into()))
+        );
+        assert_eq!(
+            split("/htbin/a/b?x?y"),
+            Some(("/htbin".into(), "a/b?x?y".into()))
+        );
+        assert_eq!(
+            split("/cgi-bin/../cgi-bin/x.sh"),
+            Some(("/cgi-bin".into(), "x.sh".into()))
+        );
+        assert_eq!(
+            split("//cgi-bin///x.sh"),
+            Some(("/cgi-bin".into(), "x.sh".into()))
+        );
+        assert_eq!(
+            split("/cgi%2Dbin/x.sh"),
+            Some(("/cgi-bin".into(), "x.sh".into()))
+        );
+        assert_eq!(split("/cgi-bin"), None);
+        assert_eq!(split("/a/cgi-bin/x"), None);
+        assert_eq!(split("/cgi-binx/y"), None);
+        assert_eq!(split("/../cgi-bin/x"), None);
+    }
+
+    #[test]
+    fn output_head_rules() {
+        let OutputParse::Complete(h) = parse_output_head(b"Content-Type: text/plain\n\nbody")
+        else {
+            panic!()
+        };
+        assert_eq!((h.status, h.len), (200, 26));
+        let OutputParse::Complete(h) =
+            parse_output_head(b"Status: 404 Nope\r\nContent-Length: 3\r\n\r\n")
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (h.status, h.reason.as_deref(), h.content_length),
+            (404, Some(&b"Nope"[..]), Some(3))
+        );
+        let OutputParse::Complete(h) = parse_output_head(b"Location: http://x/\n\n") else {
+            panic!()
+        };
+        assert_eq!(h.status, 302);
+        let OutputParse::Complete(h) = parse_output_head(b"Location: /other\n\n") else {
+            panic!()
+        };
+        assert_eq!(h.local_redirect.as_deref(), Some(&b"/other"[..]));
+        assert_eq!(
+            parse_output_head(b"Content-Type: x\n"),
+            OutputParse::Partial
+        );
+        assert!(matches!(
+            parse_output_head(b"hello world\n\n"),
+            OutputParse::Invalid(_)
+        ));
+        assert!(matches!(
+            parse_output_head(b"Status: abc\n\n"),
+            OutputParse::Invalid(_)
+        ));
+        assert!(matches!(
+            parse_output_head(&vec![b'a'; MAX_OUTPUT_HEAD + 1]),
+            OutputParse::Invalid(_)
+        ));
+    }
+
+    #[test]
+    fn environment_like_python_plus_headers() {
+        let root = Path::new("/srv");
+        let script = Script {
+            name: b"/cgi-bin/x.sh".to_vec(),
+            file: PathBuf::from("/srv/cgi-bin/x.sh"),
+            rest: b"/a%20b/".to_vec(),
+            query: b"q=1".to_vec(),
+        };
+        let ctx = EnvContext {
+            root,
+            server_software: "tinyserve/0",
+            server_name: "localhost",
+            server_port: 8000,
+            protocol: "HTTP/1.0",
+            method: b"POST",
+            remote_addr: "127.0.0.1",
+        };
+        let h = |name, value| httparse::Header { name, value };
+        let headers = [
+            h("Authorization", &b"Basic dXNlcjpwYXNz"[..]),
+            h("Accept", b"text/html"),
+            h("Accept", b"text/plain"),
+            h("Host", b"example"),
+            h("Proxy", b"evil"),
+            h("X-Custom-Thing", b"1"),
+        ];
+        let env = environment(&ctx, &script, &headers);
+        let get = |k: &str| {
+            env.iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.to_string_lossy().into_owned())
+        };
+        assert_eq!(get("PATH_INFO").as_deref(), Some("/a b/"));
+        assert_eq!(get("PATH_TRANSLATED").as_deref(), Some("/srv/a b/"));
+        assert_eq!(get("AUTH_TYPE").as_deref(), Some("Basic"));
+        assert_eq!(get("REMOTE_USER").as_deref(), Some("user"));
+        assert_eq!(get("HTTP_ACCEPT").as_deref(), Some("text/html,text/plain"));
+        assert_eq!(get("CONTENT_TYPE").as_deref(), Some("text/plain"));
+        assert_eq!(get("CONTENT_LENGTH").as_deref(), Some(""));
+        assert_eq!(get("HTTP_HOST").as_deref(), Some("example"));
+        assert_eq!(get("HTTP_X_CUSTOM_THING").as_deref(), Some("1"));
+        assert_eq!(get("HTTP_PROXY"), None);
+        assert_eq!(get("HTTP_AUTHORIZATION"), None);
+        assert_eq!(get("QUERY_STRING").as_deref(), Some("q=1"));
+    }
+
+    #[test]
+    fn argument_and_base64() {
+        assert_eq!(argument(b"a+b"), Some(OsString::from("a b")));
+        assert_eq!(argument(b"a=b"), None);
+        assert_eq!(
+            base64_decode(b"dXNlcjpwYXNz").as_deref(),
+            Some(&b"user:pass"[..])
+        );
+    }
+}
