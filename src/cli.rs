@@ -46,6 +46,22 @@ pub struct Cli {
     #[arg(short = 'q', long)]
     pub quiet: bool,
 
+    /// add this header to every response, e.g. -H 'X-Frame-Options: DENY' (repeatable)
+    #[arg(short = 'H', long = "header", value_name = "'NAME: VALUE'")]
+    pub headers: Vec<String>,
+
+    /// allow any origin: Access-Control-Allow-Origin: * and answers to preflight OPTIONS
+    #[arg(long)]
+    pub cors: bool,
+
+    /// send Cache-Control: no-store, so browsers always fetch the latest version
+    #[arg(long)]
+    pub no_cache: bool,
+
+    /// refuse (404) symlinks whose target lies outside the served directory
+    #[arg(long)]
+    pub contain_symlinks: bool,
+
     /// seconds a client may take to send a request head
     #[arg(long, value_name = "SECONDS", default_value_t = 10)]
     pub header_timeout: u64,
@@ -155,7 +171,32 @@ fn open_site(cli: &Cli, bound: SocketAddr) -> Result<Site, StartError> {
         cgi: cli.cgi,
         server_name: server_name(bound.ip()),
         server_port: bound.port(),
+        extra_headers: extra_headers(cli)?,
+        cors: cli.cors,
+        contain_symlinks: cli.contain_symlinks,
     })
+}
+
+/// The header lines `-H`, `--cors` and `--no-cache` add to every response.
+fn extra_headers(cli: &Cli) -> Result<Vec<u8>, StartError> {
+    let mut lines = Vec::new();
+    for h in &cli.headers {
+        let bad = || StartError(format!("bad header '{h}': expected 'Name: value'"));
+        let (name, value) = h.split_once(':').ok_or_else(bad)?;
+        let name = name.trim();
+        let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+        if name.is_empty() || !name.chars().all(token) || value.contains(['\r', '\n']) {
+            return Err(bad());
+        }
+        lines.extend_from_slice(format!("{name}: {}\r\n", value.trim()).as_bytes());
+    }
+    if cli.cors {
+        lines.extend_from_slice(b"Access-Control-Allow-Origin: *\r\n");
+    }
+    if cli.no_cache {
+        lines.extend_from_slice(b"Cache-Control: no-store\r\n");
+    }
+    Ok(lines)
 }
 
 /// Python's `socket.getfqdn` of the bound address, for `SERVER_NAME`: the

@@ -10,7 +10,7 @@ use crate::cgi::{self, OutputParse};
 use crate::child;
 use crate::clock::Clock;
 use crate::log::AccessLog;
-use crate::request::{self, EMPTY_HEADER, HeadScan, MAX_HEADER_LINES, Scan};
+use crate::request::{self, EMPTY_HEADER, HeadScan, MAX_HEADER_LINES, Scan, Version};
 use crate::respond::{self, Body, CgiRequest, Reply, Request, Scratch, Site};
 use crate::response::{Head, status_has_body};
 use crate::sys;
@@ -883,6 +883,11 @@ impl Connection {
                 self.cgi_failed(502, &message, &raw_line, sh);
                 Ok(true)
             }
+            OutputParse::Complete(head) if head.local_redirect.is_some() => {
+                let target = head.local_redirect.unwrap_or_default();
+                self.cgi_local_redirect(&target, sh);
+                Ok(true)
+            }
             OutputParse::Complete(head) => {
                 let run_head = std::mem::take(&mut run.head);
                 self.cgi_send_head(&head, sh);
@@ -891,6 +896,56 @@ impl Connection {
                 }
                 Ok(true)
             }
+        }
+    }
+
+    /// RFC 3875 6.2.2: a script answering `Location: /path` asks the server
+    /// to serve that path in its place. The script's work is done: its
+    /// pipes are dropped (the reactor reaps it) and the path is answered as
+    /// a GET (or HEAD) would be, except that it may not run another script.
+    fn cgi_local_redirect(&mut self, target: &[u8], sh: &mut Shared) {
+        let State::Cgi(run) = std::mem::replace(&mut self.state, State::Closing) else {
+            return;
+        };
+        self.discard = run.body_left;
+        let req = Request {
+            peer: self.peer,
+            raw_line: &run.raw_line,
+            line: request::RequestLine {
+                method: if run.head_only { b"HEAD" } else { b"GET" },
+                target,
+                version: if run.chunked_ok {
+                    Version::HTTP_11
+                } else {
+                    Version::HTTP_10
+                },
+            },
+            headers: &[],
+        };
+        let mut reply = respond::respond(
+            sh.site,
+            sh.clock.http_date(),
+            &req,
+            &mut self.out,
+            sh.scratch,
+        );
+        if matches!(reply.body, Body::Cgi(_)) {
+            self.out.clear();
+            self.state = State::Cgi(run);
+            let raw_line = self.child_raw_line();
+            self.cgi_failed(502, "CGI local redirect to another script", &raw_line, sh);
+            return;
+        }
+        self.log(sh, &run.raw_line, &reply);
+        reply.close |= run.close;
+        reply.discard = 0;
+        self.after_reply(reply, &run.raw_line, sh);
+    }
+
+    fn child_raw_line(&self) -> Vec<u8> {
+        match &self.state {
+            State::Cgi(run) => run.raw_line.clone(),
+            _ => Vec::new(),
         }
     }
 
@@ -925,6 +980,7 @@ impl Connection {
                 out.header(name, value);
             }
         }
+        out.raw(&sh.site.extra_headers);
         match run.framing {
             Framing::Length(len) => {
                 out.header_num("Content-Length", len);

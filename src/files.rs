@@ -26,15 +26,20 @@ pub fn serve(ctx: &Ctx, req: &Request, out: &mut Vec<u8>, scratch: &mut Scratch)
     let Ok(mut meta) = file.metadata() else {
         return not_found(ctx, out);
     };
+    if ctx.site.contain_symlinks && !inside_root(&file, &ctx.site.root_path) {
+        return not_found(ctx, out);
+    }
 
-    // The name whose extension gives the content type.
-    let mut type_name: &[u8] = &scratch.path;
+    // The index page served for a directory, if that is what we serve.
+    let mut index_name: Option<&'static [u8]> = None;
     if meta.is_dir() {
         if split_target(target).path.last() != Some(&b'/') {
             return redirect_to_slash(ctx, target, out);
         }
         match open_index(&file, &mut scratch.cpath) {
-            Some((index, index_meta, name)) => (file, meta, type_name) = (index, index_meta, name),
+            Some((index, index_meta, name)) => {
+                (file, meta, index_name) = (index, index_meta, Some(name))
+            }
             None => return list_directory(ctx, target, &scratch.path, out),
         }
     } else if found.trailing_slash || !meta.is_file() {
@@ -42,6 +47,40 @@ pub fn serve(ctx: &Ctx, req: &Request, out: &mut Vec<u8>, scratch: &mut Scratch)
         // FIFOs and devices are never served: reading them could block or
         // never end.
         return not_found(ctx, out);
+    }
+
+    // A pre-compressed twin (`file.br`, `file.gz`) the client accepts is
+    // sent in place of the file, with the file's type.
+    let mut encoding = None;
+    if let Some(accept) = req.header("Accept-Encoding") {
+        for (coding, suffix) in [("br", &b".br"[..]), ("gzip", b".gz")] {
+            if !accepts(accept, coding) {
+                continue;
+            }
+            let twin = &mut scratch.twin;
+            twin.clear();
+            twin.extend_from_slice(&scratch.path);
+            if let Some(name) = index_name {
+                if !twin.is_empty() {
+                    twin.push(b'/');
+                }
+                twin.extend_from_slice(name);
+            }
+            twin.extend_from_slice(suffix);
+            let Ok(f) = sys::open_at(&ctx.site.root, twin, &mut scratch.cpath) else {
+                continue;
+            };
+            match f.metadata() {
+                Ok(m)
+                    if m.is_file()
+                        && (!ctx.site.contain_symlinks || inside_root(&f, &ctx.site.root_path)) =>
+                {
+                    (file, meta, encoding) = (f, m, Some(coding));
+                    break;
+                }
+                _ => continue,
+            }
+        }
     }
 
     if not_modified_since(req, &meta) {
@@ -56,7 +95,13 @@ pub fn serve(ctx: &Ctx, req: &Request, out: &mut Vec<u8>, scratch: &mut Scratch)
     }
     let len = meta.len();
     let mut head = ctx.head(out, 200);
+    // The name whose extension gives the content type.
+    let type_name = index_name.unwrap_or(&scratch.path);
     head.header("Content-type", mime::content_type(type_name).as_bytes());
+    if let Some(coding) = encoding {
+        head.header("Content-Encoding", coding.as_bytes());
+        head.header("Vary", b"Accept-Encoding");
+    }
     head.header_num("Content-Length", len);
     head.header("Last-Modified", &http_date(&meta));
     head.finish();
@@ -76,6 +121,37 @@ pub fn serve(ctx: &Ctx, req: &Request, out: &mut Vec<u8>, scratch: &mut Scratch)
         discard: 0,
         error: None,
     }
+}
+
+/// Does an `Accept-Encoding` value allow `coding` (by name or `*`, with a
+/// non-zero quality)?
+pub fn accepts(header: &[u8], coding: &str) -> bool {
+    let mut star = false;
+    for item in header.split(|&b| b == b',') {
+        let mut parts = item.split(|&b| b == b';');
+        let name = parts.next().unwrap_or(b"").trim_ascii();
+        let q_zero = parts.any(|p| {
+            let p = p.trim_ascii();
+            p.len() >= 2
+                && p[..2].eq_ignore_ascii_case(b"q=")
+                && p[2..].iter().all(|&b| b == b'0' || b == b'.')
+        });
+        if name.eq_ignore_ascii_case(coding.as_bytes()) {
+            return !q_zero;
+        }
+        if name == b"*" {
+            star = !q_zero;
+        }
+    }
+    star
+}
+
+/// Is the opened file really inside the served directory, symlinks
+/// resolved? Asked of `/proc/self/fd`, so it is the file we will send.
+fn inside_root(file: &File, root: &std::path::Path) -> bool {
+    use std::os::fd::AsRawFd;
+    let link = format!("/proc/self/fd/{}", file.as_raw_fd());
+    std::fs::read_link(link).is_ok_and(|real| real.starts_with(root))
 }
 
 fn not_found(ctx: &Ctx, out: &mut Vec<u8>) -> Reply {
@@ -228,6 +304,17 @@ fn http_date(meta: &Metadata) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn accept_encoding() {
+        assert!(accepts(b"gzip, deflate, br", "br"));
+        assert!(accepts(b"GZIP;q=0.5", "gzip"));
+        assert!(!accepts(b"gzip;q=0", "gzip"));
+        assert!(!accepts(b"gzip;q=0.0, *", "gzip"));
+        assert!(accepts(b"*", "br"));
+        assert!(!accepts(b"identity", "gzip"));
+        assert!(!accepts(b"", "gzip"));
+    }
 
     #[test]
     fn dates_as_python_reads_them() {

@@ -40,6 +40,13 @@ pub struct Site {
     /// `SERVER_NAME` and `SERVER_PORT` for CGI scripts.
     pub server_name: String,
     pub server_port: u16,
+    /// Header lines sent on every response (`-H`, `--cors`, `--no-cache`),
+    /// formatted once at start-up.
+    pub extra_headers: Vec<u8>,
+    /// Answer CORS preflight requests (`--cors`).
+    pub cors: bool,
+    /// Refuse symlinks that lead out of the served directory.
+    pub contain_symlinks: bool,
 }
 
 /// A request whose head has been parsed.
@@ -98,6 +105,8 @@ pub struct Reply {
 pub struct Scratch {
     pub path: Vec<u8>,
     pub cpath: Vec<u8>,
+    /// The name of a pre-compressed twin being looked for.
+    pub twin: Vec<u8>,
 }
 
 /// Everything about the response that does not depend on the resource.
@@ -122,6 +131,7 @@ impl Ctx<'_> {
         if self.announce_keep_alive {
             head.header("Connection", b"keep-alive");
         }
+        head.raw(&self.site.extra_headers);
         head
     }
 
@@ -144,6 +154,7 @@ impl Ctx<'_> {
         let proto = self.site.protocol.as_str();
         let mut head = Head::with_reason(out, proto, code, &reason, self.http09, self.date);
         head.header("Connection", b"close");
+        head.raw(&self.site.extra_headers);
         if !page.is_empty() {
             head.header("Content-Type", b"text/html;charset=utf-8");
             head.header_num("Content-Length", page.len() as u64);
@@ -220,6 +231,7 @@ pub fn respond(
     let mut reply = match (method, script) {
         (_, Some((dir, rest))) => run_cgi(&ctx, req, &dir, &rest, body_len, out),
         (b"GET" | b"HEAD", None) => files::serve(&ctx, req, out, scratch),
+        (b"OPTIONS", None) if site.cors => preflight(&ctx, req, out),
         (b"POST", None) if site.cgi => {
             ctx.error(out, 501, Some("Can only POST to CGI scripts"), None)
         }
@@ -244,6 +256,30 @@ pub fn respond(
         }
     }
     reply
+}
+
+/// A CORS preflight (`--cors`): which methods and headers may be used.
+/// Without `--cors`, OPTIONS is 501 as in Python.
+fn preflight(ctx: &Ctx, req: &Request, out: &mut Vec<u8>) -> Reply {
+    let mut head = ctx.head(out, 204);
+    let methods: &[u8] = if ctx.site.cgi {
+        b"GET, HEAD, POST, OPTIONS"
+    } else {
+        b"GET, HEAD, OPTIONS"
+    };
+    head.header("Access-Control-Allow-Methods", methods);
+    if let Some(asked) = req.header("Access-Control-Request-Headers") {
+        head.header("Access-Control-Allow-Headers", asked);
+    }
+    head.header("Access-Control-Max-Age", b"86400");
+    head.finish();
+    Reply {
+        status: 204,
+        body: Body::None,
+        close: false,
+        discard: 0,
+        error: None,
+    }
 }
 
 /// Python's `run_cgi` up to the fork: find the script, refuse as Python

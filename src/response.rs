@@ -79,6 +79,15 @@ impl<'a> Head<'a> {
         self
     }
 
+    /// Appends header lines already formatted (`Name: value\r\n`...), such as
+    /// the ones the command line adds to every response.
+    pub fn raw(&mut self, lines: &[u8]) -> &mut Self {
+        if !self.http09 {
+            self.out.extend_from_slice(lines);
+        }
+        self
+    }
+
     pub fn header_num(&mut self, name: &str, value: u64) -> &mut Self {
         if !self.http09 {
             let _ = write!(self.out, "{name}: {value}\r\n");
