@@ -54,6 +54,9 @@ struct Env {
 
 impl Env {
     fn shared(&mut self) -> Shared<'_> {
+        // Left over only if a connection panicked mid-answer: never send
+        // one client's bytes to another.
+        self.wbuf.clear();
         Shared {
             site: &self.site,
             clock: &self.clock,
@@ -276,8 +279,8 @@ impl Server {
         };
         let mut shared = self.env.shared();
         let progress = match Source::from_index(token.0 % TOKENS_PER_CONNECTION) {
-            Some(Source::Socket) => conn.ready(readable, writable, read_closed, &mut shared),
-            Some(source) => conn.pipe_ready(source, &mut shared),
+            Some(Source::Socket) => guarded(|| conn.ready(readable, writable, read_closed, &mut shared)),
+            Some(source) => guarded(|| conn.pipe_ready(source, &mut shared)),
             None => Progress::Wait,
         };
         self.apply(key, progress);
@@ -291,7 +294,7 @@ impl Server {
             }
             let key = token.0 / TOKENS_PER_CONNECTION;
             if let Some(conn) = self.conns.get_mut(key) {
-                let progress = conn.pump(&mut self.env.shared());
+                let progress = guarded(|| conn.pump(&mut self.env.shared()));
                 self.apply(key, progress);
             }
         }
@@ -382,7 +385,7 @@ impl Server {
             .collect();
         for key in expired {
             if let Some(conn) = self.conns.get_mut(key) {
-                let progress = conn.timed_out(&mut self.env.shared());
+                let progress = guarded(|| conn.timed_out(&mut self.env.shared()));
                 self.apply(key, progress);
             }
         }
@@ -434,6 +437,14 @@ impl Server {
         }
         self.reap_children();
     }
+}
+
+/// Runs one connection's work so that a bug that panics costs that one
+/// connection, not the server: the panic message goes to stderr (the
+/// default hook prints it) and the connection is closed. This is the panic
+/// policy; nothing reachable from input is known to panic.
+fn guarded(work: impl FnOnce() -> Progress) -> Progress {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).unwrap_or(Progress::Close)
 }
 
 fn is_out_of_resources(e: &io::Error) -> bool {
