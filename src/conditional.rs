@@ -203,7 +203,6 @@ impl<'a> Iterator for EntityTags<'a> {
 /// quoted string, else the tag (`None` if malformed) and what follows it.
 /// Something that is not a quoted string at all is consumed up to the next
 /// comma.
-#[allow(clippy::type_complexity)]
 fn split_entity_tag(s: &[u8]) -> Option<(Option<EntityTag<'_>>, &[u8])> {
     let (weak, body) = match s.strip_prefix(b"W/") {
         Some(body) => (true, body),

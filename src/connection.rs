@@ -91,7 +91,7 @@ enum State {
     Head(HeadScan),
     /// Sending a file after the head, then going on as `close` says.
     File {
-        file: File,
+        file: std::rc::Rc<File>,
         offset: u64,
         end: u64,
         close: bool,

@@ -1,13 +1,19 @@
 //! Static files and directories, answered as Python's `SimpleHTTPRequestHandler.send_head`.
 
+use crate::conditional::{self, Precondition, Validators};
 use crate::listing;
 use crate::mime;
+use crate::range::{self, ByteRange, RangeSpec};
 use crate::respond::{Body, Ctx, Reply, Request, Scratch};
+use crate::response::push_error_page;
+use crate::status;
 use crate::sys;
 use crate::urlpath::{self, split_target};
 use std::fs::{File, Metadata};
+use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
+use std::rc::Rc;
 use std::time::{Duration, UNIX_EPOCH};
 
 const INDEX_PAGES: [&[u8]; 2] = [b"index.html", b"index.htm"];
@@ -83,44 +89,199 @@ pub fn serve(ctx: &Ctx, req: &Request, out: &mut Vec<u8>, scratch: &mut Scratch)
         }
     }
 
-    if not_modified_since(req, &meta) {
-        ctx.head(out, 304).finish();
-        return Reply {
-            status: 304,
-            body: Body::None,
-            close: false,
-            discard: 0,
-            error: None,
-        };
+    let entity = Entity {
+        file: Rc::new(file),
+        len: meta.len(),
+        validators: Validators::new(meta.ino(), meta.len(), meta.mtime(), meta.mtime_nsec()),
+        content_type: mime::content_type(index_name.unwrap_or(&scratch.path)),
+        encoding,
+    };
+    send_entity(ctx, req, out, &entity)
+}
+
+/// A file ready to be sent, with what the response says about it.
+pub struct Entity {
+    pub file: Rc<File>,
+    pub len: u64,
+    pub validators: Validators,
+    pub content_type: &'static str,
+    /// `Content-Encoding` of a pre-compressed twin.
+    pub encoding: Option<&'static str>,
+}
+
+/// Most bytes a multi-range answer gathers in memory; a larger one is
+/// answered with the whole file (RFC 9110 allows ignoring Range).
+const MULTIPART_MAX: u64 = 1 << 20;
+
+/// Answers with a file: preconditions (RFC 9110 13.2.2, with Python's
+/// reading of If-Modified-Since), then Range, then the head and body.
+fn send_entity(ctx: &Ctx, req: &Request, out: &mut Vec<u8>, entity: &Entity) -> Reply {
+    let v = &entity.validators;
+    let inm = req.header("If-None-Match");
+    let verdict = conditional::evaluate(
+        true,
+        req.header("If-Match"),
+        req.header("If-Unmodified-Since"),
+        inm,
+        None,
+        v,
+    );
+    let python_ims = inm.is_none()
+        && req
+            .header("If-Modified-Since")
+            .and_then(parse_utc_date)
+            .is_some_and(|since| v.last_modified <= since);
+    match verdict {
+        Precondition::Failed => return ctx.error(out, 412, None, None),
+        Precondition::NotModified => return not_modified(ctx, out, v),
+        Precondition::Proceed if python_ims => return not_modified(ctx, out, v),
+        Precondition::Proceed => {}
     }
-    let len = meta.len();
-    let mut head = ctx.head(out, 200);
-    // The name whose extension gives the content type.
-    let type_name = index_name.unwrap_or(&scratch.path);
-    head.header("Content-type", mime::content_type(type_name).as_bytes());
-    if let Some(coding) = encoding {
+
+    let len = entity.len;
+    let mut spec = RangeSpec::Whole;
+    if !ctx.head_only
+        && let Some(range) = req.header("Range")
+        && req
+            .header("If-Range")
+            .is_none_or(|ir| conditional::if_range_allows(ir, v))
+    {
+        spec = range::parse(range, len);
+    }
+    let (status, start, count) = match spec {
+        RangeSpec::Whole => (200, 0, len),
+        RangeSpec::Single {
+            start,
+            end_inclusive,
+        } => (206, start, end_inclusive - start + 1),
+        RangeSpec::Unsatisfiable => return unsatisfiable(ctx, out, len),
+        RangeSpec::Multi(set) => {
+            let ranges = set.as_slice();
+            let total =
+                range::multipart_length(ranges, range::BOUNDARY_LEN, entity.content_type, len);
+            if total <= MULTIPART_MAX
+                && let Some(reply) = multipart(ctx, out, entity, ranges, total)
+            {
+                return reply;
+            }
+            (200, 0, len)
+        }
+    };
+    let mut head = ctx.head(out, status);
+    head.header("Content-type", entity.content_type.as_bytes());
+    if let Some(coding) = entity.encoding {
         head.header("Content-Encoding", coding.as_bytes());
         head.header("Vary", b"Accept-Encoding");
     }
-    head.header_num("Content-Length", len);
-    head.header("Last-Modified", &http_date(&meta));
+    head.header_num("Content-Length", count);
+    if status == 206 {
+        let mut value = Vec::with_capacity(64);
+        range::write_content_range(&mut value, start, start + count - 1, len);
+        head.header("Content-Range", &value);
+    }
+    head.header("Last-Modified", &http_date(v.last_modified));
+    head.header("ETag", v.etag.as_bytes());
+    head.header("Accept-Ranges", b"bytes");
     head.finish();
-    let body = if ctx.head_only || len == 0 {
+    let body = if ctx.head_only || count == 0 {
         Body::None
     } else {
         Body::File {
-            file,
-            offset: 0,
-            len,
+            file: Rc::clone(&entity.file),
+            offset: start,
+            len: count,
         }
     };
     Reply {
-        status: 200,
+        status,
         body,
         close: false,
         discard: 0,
         error: None,
     }
+}
+
+fn not_modified(ctx: &Ctx, out: &mut Vec<u8>, v: &Validators) -> Reply {
+    let mut head = ctx.head(out, 304);
+    head.header("ETag", v.etag.as_bytes());
+    head.finish();
+    Reply {
+        status: 304,
+        body: Body::None,
+        close: false,
+        discard: 0,
+        error: None,
+    }
+}
+
+/// 416 with `Content-Range: bytes */len`; the connection stays open.
+fn unsatisfiable(ctx: &Ctx, out: &mut Vec<u8>, len: u64) -> Reply {
+    let mut page = Vec::new();
+    push_error_page(
+        &mut page,
+        416,
+        status::phrase(416),
+        status::explanation(416),
+    );
+    let mut value = Vec::with_capacity(32);
+    range::write_unsatisfied(&mut value, len);
+    let mut head = ctx.head(out, 416);
+    head.header("Content-Range", &value);
+    head.header("Content-Type", b"text/html;charset=utf-8");
+    head.header_num("Content-Length", page.len() as u64);
+    head.finish();
+    out.extend_from_slice(&page);
+    Reply {
+        status: 416,
+        body: Body::None,
+        close: false,
+        discard: 0,
+        error: None,
+    }
+}
+
+/// A `multipart/byteranges` answer, built in memory (it is small).
+fn multipart(
+    ctx: &Ctx,
+    out: &mut Vec<u8>,
+    entity: &Entity,
+    ranges: &[ByteRange],
+    total: u64,
+) -> Option<Reply> {
+    use std::os::unix::fs::FileExt;
+    let boundary = range::boundary(entity.validators.last_modified ^ entity.len);
+    let mut body = Vec::with_capacity(usize::try_from(total).ok()?);
+    for r in ranges {
+        range::part_header(
+            &mut body,
+            &boundary,
+            entity.content_type,
+            r.start,
+            r.end_inclusive,
+            entity.len,
+        );
+        let at = body.len();
+        body.resize(at + usize::try_from(r.len()).ok()?, 0);
+        entity.file.read_exact_at(&mut body[at..], r.start).ok()?;
+    }
+    range::closing(&mut body, &boundary);
+    let mut content_type = Vec::with_capacity(64);
+    range::write_multipart_content_type(&mut content_type, &boundary);
+    let mut head = ctx.head(out, 206);
+    head.header("Content-Type", &content_type);
+    head.header_num("Content-Length", body.len() as u64);
+    head.header("Last-Modified", &http_date(entity.validators.last_modified));
+    head.header("ETag", entity.validators.etag.as_bytes());
+    head.header("Accept-Ranges", b"bytes");
+    head.finish();
+    out.extend_from_slice(&body);
+    Some(Reply {
+        status: 206,
+        body: Body::None,
+        close: false,
+        discard: 0,
+        error: None,
+    })
 }
 
 /// Does an `Accept-Encoding` value allow `coding` (by name or `*`, with a
@@ -217,18 +378,6 @@ fn list_directory(ctx: &Ctx, target: &[u8], rel: &[u8], out: &mut Vec<u8>) -> Re
     }
 }
 
-/// Python's `If-Modified-Since` rule: honoured only without
-/// `If-None-Match`; an unparsable date is ignored.
-fn not_modified_since(req: &Request, meta: &Metadata) -> bool {
-    if req.header("If-None-Match").is_some() {
-        return false;
-    }
-    let Some(since) = req.header("If-Modified-Since").and_then(parse_utc_date) else {
-        return false;
-    };
-    u64::try_from(meta.mtime()).is_ok_and(|m| m <= since) || meta.mtime() < 0
-}
-
 /// A date as Python's `email.utils.parsedate_to_datetime` reads it, in
 /// seconds since the epoch, when it is UTC (or has no zone, which Python
 /// takes as UTC); dates in other zones are ignored, as Python ignores them.
@@ -296,9 +445,13 @@ fn days_from_civil(year: u64, month: u64, day: u64) -> Option<u64> {
     (era * 146_097 + doe).checked_sub(719_468)
 }
 
-fn http_date(meta: &Metadata) -> Vec<u8> {
-    let secs = u64::try_from(meta.mtime()).unwrap_or(0);
-    httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(secs)).into_bytes()
+/// `Last-Modified`'s value, formatted without allocating.
+fn http_date(secs: u64) -> [u8; 29] {
+    let mut buf = [b' '; 29];
+    let text = httpdate::HttpDate::from(UNIX_EPOCH + Duration::from_secs(secs));
+    let mut w = &mut buf[..];
+    let _ = write!(w, "{text}");
+    buf
 }
 
 #[cfg(test)]

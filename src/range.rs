@@ -35,16 +35,16 @@
 //!   zero-length file `bytes=-5` (satisfiable per the RFC: "the entire
 //!   representation is used") is served as [`RangeSpec::Whole`], while
 //!   `bytes=0-` and `bytes=-0` are unsatisfiable, as the RFC says.
-//! - Denial of service (section 14.1.1 allows a server to ignore these):
+//! - Denial of service (section 14.2 lets a server ignore such headers):
 //!   a header with more than [`MAX_RANGES`] (16) range-specs, or whose
 //!   satisfiable ranges add up to more bytes than the representation has
 //!   (`bytes=0-,0-,0-`: overlapping ranges), is ignored and the whole
 //!   representation is served with a 200. Counting stops at the 17th
 //!   range-spec, so a huge header costs one linear scan at most.
 //! - The ranges kept are sorted in ascending order and overlapping or
-//!   adjacent ones are coalesced (section 14.6 allows coalescing; the
-//!   ascending order is a simplification of its "SHOULD send the parts in
-//!   the order requested"). If one range is left the answer is
+//!   adjacent ones are coalesced (section 15.3.7.2 allows coalescing; the
+//!   ascending order departs from its "SHOULD send the parts in the same
+//!   order" as requested, for simplicity). If one range is left the answer is
 //!   [`RangeSpec::Single`] (a plain 206), else [`RangeSpec::Multi`] (a
 //!   `multipart/byteranges` 206).
 //! - The caller decides whether `Range` applies at all: only to GET (section

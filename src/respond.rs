@@ -69,7 +69,7 @@ pub enum Body {
     None,
     /// `len` bytes of `file` from `offset`, to go out with `sendfile`.
     File {
-        file: File,
+        file: std::rc::Rc<File>,
         offset: u64,
         len: u64,
     },
