@@ -1,5 +1,6 @@
 //! Static files and directories, answered as Python's `SimpleHTTPRequestHandler.send_head`.
 
+use crate::cache::Entry;
 use crate::conditional::{self, Precondition, Validators};
 use crate::listing;
 use crate::mime;
@@ -25,6 +26,11 @@ pub fn serve(ctx: &Ctx, req: &Request, out: &mut Vec<u8>, scratch: &mut Scratch)
         // Python crashes on this (an uncaught ValueError); no file has a NUL
         // in its name, so the honest answer is 404.
         return not_found(ctx, out);
+    }
+    if !found.trailing_slash
+        && let Some(entry) = scratch.cache.as_ref().and_then(|c| c.get(&scratch.path))
+    {
+        return send_entity(ctx, req, out, &cached_entity(entry, req));
     }
     let Ok(mut file) = sys::open_at(&ctx.site.root, &scratch.path, &mut scratch.cpath) else {
         return not_found(ctx, out);
@@ -55,53 +61,123 @@ pub fn serve(ctx: &Ctx, req: &Request, out: &mut Vec<u8>, scratch: &mut Scratch)
         return not_found(ctx, out);
     }
 
-    // A pre-compressed twin (`file.br`, `file.gz`) the client accepts is
-    // sent in place of the file, with the file's type.
-    let mut encoding = None;
-    if let Some(accept) = req.header("Accept-Encoding") {
-        for (coding, suffix) in [("br", &b".br"[..]), ("gzip", b".gz")] {
-            if !accepts(accept, coding) {
-                continue;
-            }
-            let twin = &mut scratch.twin;
-            twin.clear();
-            twin.extend_from_slice(&scratch.path);
-            if let Some(name) = index_name {
-                if !twin.is_empty() {
-                    twin.push(b'/');
-                }
-                twin.extend_from_slice(name);
-            }
-            twin.extend_from_slice(suffix);
-            let Ok(f) = sys::open_at(&ctx.site.root, twin, &mut scratch.cpath) else {
-                continue;
-            };
-            match f.metadata() {
-                Ok(m)
-                    if m.is_file()
-                        && (!ctx.site.contain_symlinks || inside_root(&f, &ctx.site.root_path)) =>
-                {
-                    (file, meta, encoding) = (f, m, Some(coding));
-                    break;
-                }
-                _ => continue,
-            }
+    if index_name.is_none()
+        && let Some(cache) = scratch.cache.as_mut()
+    {
+        let file = Rc::new(file);
+        cache.insert(&ctx.site.root_path, &scratch.path, &file);
+        if let Some(entry) = cache.get(&scratch.path) {
+            return send_entity(ctx, req, out, &cached_entity(entry, req));
         }
+        let entity = Entity {
+            len: meta.len(),
+            validators: Validators::new(meta.ino(), meta.len(), meta.mtime(), meta.mtime_nsec()),
+            content_type: mime::content_type(&scratch.path),
+            encoding: None,
+            content: None,
+            file,
+        };
+        return match twin(ctx, req, scratch, None) {
+            Some(twin) => send_entity(
+                ctx,
+                req,
+                out,
+                &Entity {
+                    content_type: entity.content_type,
+                    ..twin
+                },
+            ),
+            None => send_entity(ctx, req, out, &entity),
+        };
     }
-
-    let entity = Entity {
-        file: Rc::new(file),
-        len: meta.len(),
-        validators: Validators::new(meta.ino(), meta.len(), meta.mtime(), meta.mtime_nsec()),
-        content_type: mime::content_type(index_name.unwrap_or(&scratch.path)),
-        encoding,
+    let content_type = mime::content_type(index_name.unwrap_or(&scratch.path));
+    let entity = match twin(ctx, req, scratch, index_name) {
+        Some(twin) => Entity {
+            content_type,
+            ..twin
+        },
+        None => Entity {
+            file: Rc::new(file),
+            len: meta.len(),
+            validators: Validators::new(meta.ino(), meta.len(), meta.mtime(), meta.mtime_nsec()),
+            content_type,
+            encoding: None,
+            content: None,
+        },
     };
     send_entity(ctx, req, out, &entity)
+}
+
+/// The entity a cache entry offers this request: a pre-compressed twin
+/// when the client accepts it, else the file itself.
+fn cached_entity(entry: &Entry, req: &Request) -> Entity {
+    let accept = req.header("Accept-Encoding").unwrap_or(b"");
+    let (chosen, encoding) = match (&entry.br, &entry.gzip) {
+        (Some(br), _) if accepts(accept, "br") => (br, Some("br")),
+        (_, Some(gz)) if accepts(accept, "gzip") => (gz, Some("gzip")),
+        _ => (&entry.identity, None),
+    };
+    Entity {
+        file: Rc::clone(&chosen.file),
+        content: chosen.content.clone(),
+        len: chosen.len,
+        validators: chosen.validators,
+        content_type: entry.content_type,
+        encoding,
+    }
+}
+
+/// A pre-compressed twin (`file.br`, `file.gz`) the client accepts, sent in
+/// place of the file with the file's type (which the caller fills in).
+fn twin(
+    ctx: &Ctx,
+    req: &Request,
+    scratch: &mut Scratch,
+    index_name: Option<&[u8]>,
+) -> Option<Entity> {
+    let accept = req.header("Accept-Encoding")?;
+    for (coding, suffix) in [("br", &b".br"[..]), ("gzip", b".gz")] {
+        if !accepts(accept, coding) {
+            continue;
+        }
+        let twin = &mut scratch.twin;
+        twin.clear();
+        twin.extend_from_slice(&scratch.path);
+        if let Some(name) = index_name {
+            if !twin.is_empty() {
+                twin.push(b'/');
+            }
+            twin.extend_from_slice(name);
+        }
+        twin.extend_from_slice(suffix);
+        let Ok(f) = sys::open_at(&ctx.site.root, twin, &mut scratch.cpath) else {
+            continue;
+        };
+        match f.metadata() {
+            Ok(m)
+                if m.is_file()
+                    && (!ctx.site.contain_symlinks || inside_root(&f, &ctx.site.root_path)) =>
+            {
+                return Some(Entity {
+                    file: Rc::new(f),
+                    content: None,
+                    len: m.len(),
+                    validators: Validators::new(m.ino(), m.len(), m.mtime(), m.mtime_nsec()),
+                    content_type: "",
+                    encoding: Some(coding),
+                });
+            }
+            _ => continue,
+        }
+    }
+    None
 }
 
 /// A file ready to be sent, with what the response says about it.
 pub struct Entity {
     pub file: Rc<File>,
+    /// The bytes of a small cached file: sent from memory.
+    pub content: Option<Rc<[u8]>>,
     pub len: u64,
     pub validators: Validators,
     pub content_type: &'static str,
@@ -183,14 +259,23 @@ fn send_entity(ctx: &Ctx, req: &Request, out: &mut Vec<u8>, entity: &Entity) -> 
     head.header("ETag", v.etag.as_bytes());
     head.header("Accept-Ranges", b"bytes");
     head.finish();
-    let body = if ctx.head_only || count == 0 {
-        Body::None
-    } else {
-        Body::File {
+    let body = match &entity.content {
+        _ if ctx.head_only || count == 0 => Body::None,
+        Some(bytes) if bytes.len() as u64 >= start + count => {
+            // One send for head and body: the bytes follow the head.
+            out.extend_from_slice(&bytes[start as usize..(start + count) as usize]);
+            Body::None
+        }
+        Some(_) => Body::File {
             file: Rc::clone(&entity.file),
             offset: start,
             len: count,
-        }
+        },
+        None => Body::File {
+            file: Rc::clone(&entity.file),
+            offset: start,
+            len: count,
+        },
     };
     Reply {
         status,

@@ -6,6 +6,7 @@
 //! `listing`, `response`, `mime`, `status`, `escape`, `log`). The `reactor`
 //! and `connection` modules move those bytes between sockets and files.
 
+pub mod cache;
 pub mod cgi;
 pub mod child;
 pub mod cli;

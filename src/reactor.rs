@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const SIGNALS: Token = Token(usize::MAX - 2);
+const INOTIFY: Token = Token(usize::MAX - 3);
 /// Each connection owns a few tokens (its socket, later its CGI pipes):
 /// `key * TOKENS_PER_CONNECTION + source`.
 pub const TOKENS_PER_CONNECTION: usize = 4;
@@ -110,6 +111,12 @@ impl Server {
             SIGNALS,
             Interest::READABLE,
         )?;
+        // Without inotify there is no cache: every request opens its file.
+        let cache = crate::cache::FileCache::new().ok().filter(|c| {
+            poll.registry()
+                .register(&mut SourceFd(&c.fd()), INOTIFY, Interest::READABLE)
+                .is_ok()
+        });
         Ok(Server {
             listener,
             children: HashMap::new(),
@@ -124,7 +131,10 @@ impl Server {
                 timeouts: options.timeouts,
                 rbuf: vec![0; READ_BUFFER].into_boxed_slice(),
                 wbuf: Vec::with_capacity(16 * 1024),
-                scratch: Scratch::default(),
+                scratch: Scratch {
+                    cache,
+                    ..Scratch::default()
+                },
             },
             max_connections: options.max_connections.max(1),
             paused: None,
@@ -148,10 +158,18 @@ impl Server {
                 return Err(e);
             }
             let new_second = self.env.clock.tick();
+            // A file changed before a request for it arrived: drop it from
+            // the cache before any request in this batch is answered.
+            if events.iter().any(|e| e.token() == INOTIFY)
+                && let Some(cache) = self.env.scratch.cache.as_mut()
+            {
+                cache.on_events();
+            }
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept(),
                     SIGNALS => self.on_signal(),
+                    INOTIFY => {}
                     token => {
                         let error = event.is_error();
                         let readable = event.is_readable() || error;
@@ -279,7 +297,9 @@ impl Server {
         };
         let mut shared = self.env.shared();
         let progress = match Source::from_index(token.0 % TOKENS_PER_CONNECTION) {
-            Some(Source::Socket) => guarded(|| conn.ready(readable, writable, read_closed, &mut shared)),
+            Some(Source::Socket) => {
+                guarded(|| conn.ready(readable, writable, read_closed, &mut shared))
+            }
             Some(source) => guarded(|| conn.pipe_ready(source, &mut shared)),
             None => Progress::Wait,
         };

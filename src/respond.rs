@@ -100,9 +100,12 @@ pub struct Reply {
     pub error: Option<String>,
 }
 
-/// Buffers reused from request to request so answering does not allocate.
+/// Buffers reused from request to request so answering does not allocate,
+/// and the cache of open files.
 #[derive(Default)]
 pub struct Scratch {
+    /// `None` when inotify is unavailable: every request then opens.
+    pub cache: Option<crate::cache::FileCache>,
     pub path: Vec<u8>,
     pub cpath: Vec<u8>,
     /// The name of a pre-compressed twin being looked for.
