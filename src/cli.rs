@@ -62,6 +62,10 @@ pub struct Cli {
     #[arg(long)]
     pub contain_symlinks: bool,
 
+    /// directory listings with sizes and times, sortable (?sort=name|size|time&order=desc), for phones and dark mode
+    #[arg(long)]
+    pub rich_listing: bool,
+
     /// seconds a client may take to send a request head
     #[arg(long, value_name = "SECONDS", default_value_t = 10)]
     pub header_timeout: u64,
@@ -174,6 +178,7 @@ fn open_site(cli: &Cli, bound: SocketAddr) -> Result<Site, StartError> {
         extra_headers: extra_headers(cli)?,
         cors: cli.cors,
         contain_symlinks: cli.contain_symlinks,
+        rich_listing: cli.rich_listing,
     })
 }
 

@@ -444,7 +444,12 @@ fn redirect_to_slash(ctx: &Ctx, target: &[u8], out: &mut Vec<u8>) -> Reply {
 fn list_directory(ctx: &Ctx, target: &[u8], rel: &[u8], out: &mut Vec<u8>) -> Reply {
     let dir = ctx.site.root_path.join(std::ffi::OsStr::from_bytes(rel));
     let mut page = Vec::new();
-    if listing::render(&dir, target, &mut page).is_err() {
+    let rendered = if ctx.site.rich_listing {
+        listing::render_rich(&dir, target, split_target(target).query, &mut page)
+    } else {
+        listing::render(&dir, target, &mut page)
+    };
+    if rendered.is_err() {
         return ctx.error(out, 404, Some("No permission to list directory"), None);
     }
     let mut head = ctx.head(out, 200);

@@ -47,6 +47,8 @@ pub struct Site {
     pub cors: bool,
     /// Refuse symlinks that lead out of the served directory.
     pub contain_symlinks: bool,
+    /// Listings with sizes, times and sorting (`--rich-listing`).
+    pub rich_listing: bool,
 }
 
 /// A request whose head has been parsed.

@@ -91,6 +91,7 @@ fn keep_alive_requests_allocate_nothing_in_the_steady_state() {
             extra_headers: Vec::new(),
             cors: false,
             contain_symlinks: false,
+            rich_listing: false,
         };
         let options = Options {
             timeouts: Timeouts {
