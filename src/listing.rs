@@ -219,7 +219,7 @@ fn read_entries(dir: &Path, with_meta: bool) -> io::Result<Vec<Entry>> {
             size: meta.as_ref().map_or(0, |m| m.len()),
             mtime: meta
                 .as_ref()
-                .map_or(0, |m| std::os::unix::fs::MetadataExt::mtime(m)),
+                .map_or(0, std::os::unix::fs::MetadataExt::mtime),
         });
     }
     entries.sort_by(|a, b| a.sort_key.cmp(&b.sort_key));
