@@ -204,12 +204,15 @@ impl Server {
             && self.stopping.is_none()
         {
             None // nothing can time out: sleep until something happens
-        } else if let Some(until) = self.paused.filter(|_| self.stopping.is_none()) {
-            Some(
-                until
-                    .saturating_duration_since(Instant::now())
-                    .min(Duration::from_secs(1)),
-            )
+        } else if let Some(wait) = self
+            .paused
+            .filter(|_| self.stopping.is_none())
+            .map(|until| until.saturating_duration_since(Instant::now()))
+            .filter(|wait| !wait.is_zero())
+        {
+            // An EMFILE back-off: wake up when it ends. (At the connection
+            // limit the listener returns when a connection closes.)
+            Some(wait.min(Duration::from_secs(1)))
         } else {
             Some(Duration::from_secs(1))
         }
