@@ -26,29 +26,72 @@ pub const MAX_CONTENT: u64 = 16 * 1024;
 const MAX_ENTRIES: usize = 1024;
 const MAX_BYTES: usize = 1 << 20;
 
-/// What a cached file is; twins are its pre-compressed versions.
+/// What a response needs to know about an open file; the bytes too when
+/// the file is small and cached.
 #[derive(Clone)]
-pub struct CachedFile {
+pub struct FileFacts {
     pub file: Rc<File>,
     pub content: Option<Rc<[u8]>>,
     pub len: u64,
     pub validators: Validators,
+    /// `Last-Modified`, formatted once.
+    pub last_modified: [u8; 29],
+}
+
+impl FileFacts {
+    pub fn from_meta(file: Rc<File>, meta: &std::fs::Metadata) -> FileFacts {
+        let validators = Validators::new(meta.ino(), meta.len(), meta.mtime(), meta.mtime_nsec());
+        FileFacts {
+            file,
+            content: None,
+            len: meta.len(),
+            last_modified: crate::clock::http_date(validators.last_modified),
+            validators,
+        }
+    }
 }
 
 pub struct Entry {
     pub content_type: &'static str,
-    pub identity: CachedFile,
+    pub identity: FileFacts,
     /// `file.br` and `file.gz`, when they exist.
-    pub br: Option<CachedFile>,
-    pub gzip: Option<CachedFile>,
+    pub br: Option<FileFacts>,
+    pub gzip: Option<FileFacts>,
 }
+
+/// A fast hash for the cache's keys (the FxHash mix). Keys are names of
+/// files that exist, never chosen by a client, so no DoS-resistant hash is
+/// needed; SipHash cost more than the rest of the lookup.
+#[derive(Default)]
+struct PathHasher(u64);
+
+impl std::hash::Hasher for PathHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mix = |h: u64, w: u64| (h.rotate_left(5) ^ w).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(c);
+            self.0 = mix(self.0, u64::from_le_bytes(word));
+        }
+        for &b in chunks.remainder() {
+            self.0 = mix(self.0, u64::from(b));
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type PathMap<V> = HashMap<Box<[u8]>, V, std::hash::BuildHasherDefault<PathHasher>>;
 
 pub struct FileCache {
     inotify: OwnedFd,
-    entries: HashMap<Box<[u8]>, Entry>,
+    entries: PathMap<Entry>,
     /// Watch descriptor to the directory (relative to the root) it watches.
     watches: HashMap<i32, Box<[u8]>>,
-    watched: HashMap<Box<[u8]>, i32>,
+    watched: PathMap<i32>,
     bytes: usize,
 }
 
@@ -72,9 +115,9 @@ impl FileCache {
         Ok(FileCache {
             // SAFETY: a fresh descriptor owned from here on.
             inotify: unsafe { OwnedFd::from_raw_fd(fd) },
-            entries: HashMap::new(),
+            entries: PathMap::default(),
             watches: HashMap::new(),
-            watched: HashMap::new(),
+            watched: PathMap::default(),
             bytes: 0,
         })
     }
@@ -256,7 +299,7 @@ impl FileCache {
 
 /// The facts the response needs about an open regular file, with its bytes
 /// when it is small.
-fn cached_file(file: Rc<File>) -> Option<CachedFile> {
+fn cached_file(file: Rc<File>) -> Option<FileFacts> {
     let meta = file.metadata().ok()?;
     if !meta.is_file() {
         return None;
@@ -269,10 +312,8 @@ fn cached_file(file: Rc<File>) -> Option<CachedFile> {
     } else {
         None
     };
-    Some(CachedFile {
-        validators: Validators::new(meta.ino(), len, meta.mtime(), meta.mtime_nsec()),
-        file,
+    Some(FileFacts {
         content,
-        len,
+        ..FileFacts::from_meta(file, &meta)
     })
 }

@@ -37,9 +37,7 @@ impl Clock {
             return false;
         }
         self.unix_secs = secs;
-        let http = httpdate::fmt_http_date(UNIX_EPOCH + std::time::Duration::from_secs(secs));
-        let len = http.len().min(29);
-        self.http_date[..len].copy_from_slice(&http.as_bytes()[..len]);
+        self.http_date = http_date(secs);
         self.format_log_date(secs);
         true
     }
@@ -75,6 +73,16 @@ impl Clock {
         let len = text.len().min(20);
         self.log_date[..len].copy_from_slice(&text.as_bytes()[..len]);
     }
+}
+
+/// An IMF-fixdate (`Sat, 21 Nov 2026 18:39:29 GMT`), formatted without
+/// allocating.
+pub fn http_date(unix_secs: u64) -> [u8; 29] {
+    use std::io::Write;
+    let mut buf = [b' '; 29];
+    let date = httpdate::HttpDate::from(UNIX_EPOCH + std::time::Duration::from_secs(unix_secs));
+    let _ = write!(&mut buf[..], "{date}");
+    buf
 }
 
 impl Default for Clock {

@@ -474,7 +474,11 @@ impl Connection {
                     return data.len();
                 }
                 Scan::Complete { line_end, head_end } => {
-                    let reply = self.answer(&buf[..line_end], &buf[line_end..head_end], sh);
+                    let Some(reply) = self.answer(&buf[..line_end], &buf[line_end..head_end], sh)
+                    else {
+                        self.state = State::Closing;
+                        return data.len();
+                    };
                     pos += head_end;
                     self.head_started = false;
                     self.discard = reply.discard;
@@ -489,36 +493,43 @@ impl Connection {
     }
 
     /// Answers one complete head into `sh.wbuf`.
-    fn answer(&mut self, line: &[u8], header_block: &[u8], sh: &mut Shared) -> Reply {
+    /// `None` for a blank request line, which Python answers by closing.
+    fn answer(&mut self, line: &[u8], header_block: &[u8], sh: &mut Shared) -> Option<Reply> {
         let raw_line = request::trim_line_end(line);
         let parsed = match request::parse_request_line(line) {
             Ok(Some(parsed)) => parsed,
-            // The line was judged when it arrived; this cannot happen, but an
-            // answer is better than a panic.
-            _ => {
-                let rejection = request::Rejection {
-                    status: 400,
-                    message: None,
-                    explain: None,
-                    before_version: true,
-                };
-                return respond::reject(sh.site, sh.clock.http_date(), &rejection, false, sh.wbuf);
+            Ok(None) => return None,
+            Err(rejection) => {
+                let reply =
+                    respond::reject(sh.site, sh.clock.http_date(), &rejection, false, sh.wbuf);
+                self.log(sh, raw_line, &reply);
+                return Some(reply);
             }
         };
-        let mut headers = [EMPTY_HEADER; MAX_HEADER_LINES];
-        let count = request::parse_headers(header_block, &mut headers);
+        // Most heads have few headers: fill a small array unless the head
+        // has more lines than it holds.
+        let mut small = [EMPTY_HEADER; 24];
+        let mut large;
+        let lines = memchr::memchr_iter(b'\n', header_block).count();
+        let slots: &mut [httparse::Header] = if lines <= small.len() {
+            &mut small
+        } else {
+            large = [EMPTY_HEADER; MAX_HEADER_LINES];
+            &mut large
+        };
+        let count = request::parse_headers(header_block, slots);
         let req = Request {
             peer: self.peer,
             raw_line,
             line: parsed,
-            headers: &headers[..count],
+            headers: &slots[..count],
         };
         let reply = respond::respond(sh.site, sh.clock.http_date(), &req, sh.wbuf, sh.scratch);
         if !matches!(reply.body, Body::Cgi(_)) {
             // A script's status is known, and logged, when its header comes.
             self.log(sh, raw_line, &reply);
         }
-        reply
+        Some(reply)
     }
 
     fn log(&self, sh: &mut Shared, raw_line: &[u8], reply: &Reply) {

@@ -1,6 +1,6 @@
 //! Static files and directories, answered as Python's `SimpleHTTPRequestHandler.send_head`.
 
-use crate::cache::Entry;
+use crate::cache::{Entry, FileFacts};
 use crate::conditional::{self, Precondition, Validators};
 use crate::listing;
 use crate::mime;
@@ -11,11 +11,11 @@ use crate::status;
 use crate::sys;
 use crate::urlpath::{self, split_target};
 use std::fs::{File, Metadata};
-use std::io::Write;
+
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
+
 use std::rc::Rc;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::UNIX_EPOCH;
 
 const INDEX_PAGES: [&[u8]; 2] = [b"index.html", b"index.htm"];
 
@@ -61,49 +61,24 @@ pub fn serve(ctx: &Ctx, req: &Request, out: &mut Vec<u8>, scratch: &mut Scratch)
         return not_found(ctx, out);
     }
 
+    let file = Rc::new(file);
     if index_name.is_none()
         && let Some(cache) = scratch.cache.as_mut()
     {
-        let file = Rc::new(file);
         cache.insert(&ctx.site.root_path, &scratch.path, &file);
         if let Some(entry) = cache.get(&scratch.path) {
             return send_entity(ctx, req, out, &cached_entity(entry, req));
         }
-        let entity = Entity {
-            len: meta.len(),
-            validators: Validators::new(meta.ino(), meta.len(), meta.mtime(), meta.mtime_nsec()),
-            content_type: mime::content_type(&scratch.path),
-            encoding: None,
-            content: None,
-            file,
-        };
-        return match twin(ctx, req, scratch, None) {
-            Some(twin) => send_entity(
-                ctx,
-                req,
-                out,
-                &Entity {
-                    content_type: entity.content_type,
-                    ..twin
-                },
-            ),
-            None => send_entity(ctx, req, out, &entity),
-        };
     }
     let content_type = mime::content_type(index_name.unwrap_or(&scratch.path));
-    let entity = match twin(ctx, req, scratch, index_name) {
-        Some(twin) => Entity {
-            content_type,
-            ..twin
-        },
-        None => Entity {
-            file: Rc::new(file),
-            len: meta.len(),
-            validators: Validators::new(meta.ino(), meta.len(), meta.mtime(), meta.mtime_nsec()),
-            content_type,
-            encoding: None,
-            content: None,
-        },
+    let (facts, encoding) = match twin(ctx, req, scratch, index_name) {
+        Some((facts, coding)) => (facts, Some(coding)),
+        None => (FileFacts::from_meta(file, &meta), None),
+    };
+    let entity = Entity {
+        facts,
+        content_type,
+        encoding,
     };
     send_entity(ctx, req, out, &entity)
 }
@@ -118,23 +93,20 @@ fn cached_entity(entry: &Entry, req: &Request) -> Entity {
         _ => (&entry.identity, None),
     };
     Entity {
-        file: Rc::clone(&chosen.file),
-        content: chosen.content.clone(),
-        len: chosen.len,
-        validators: chosen.validators,
+        facts: chosen.clone(),
         content_type: entry.content_type,
         encoding,
     }
 }
 
 /// A pre-compressed twin (`file.br`, `file.gz`) the client accepts, sent in
-/// place of the file with the file's type (which the caller fills in).
+/// place of the file (with the file's type), and its encoding.
 fn twin(
     ctx: &Ctx,
     req: &Request,
     scratch: &mut Scratch,
     index_name: Option<&[u8]>,
-) -> Option<Entity> {
+) -> Option<(FileFacts, &'static str)> {
     let accept = req.header("Accept-Encoding")?;
     for (coding, suffix) in [("br", &b".br"[..]), ("gzip", b".gz")] {
         if !accepts(accept, coding) {
@@ -158,14 +130,7 @@ fn twin(
                 if m.is_file()
                     && (!ctx.site.contain_symlinks || inside_root(&f, &ctx.site.root_path)) =>
             {
-                return Some(Entity {
-                    file: Rc::new(f),
-                    content: None,
-                    len: m.len(),
-                    validators: Validators::new(m.ino(), m.len(), m.mtime(), m.mtime_nsec()),
-                    content_type: "",
-                    encoding: Some(coding),
-                });
+                return Some((FileFacts::from_meta(Rc::new(f), &m), coding));
             }
             _ => continue,
         }
@@ -175,11 +140,7 @@ fn twin(
 
 /// A file ready to be sent, with what the response says about it.
 pub struct Entity {
-    pub file: Rc<File>,
-    /// The bytes of a small cached file: sent from memory.
-    pub content: Option<Rc<[u8]>>,
-    pub len: u64,
-    pub validators: Validators,
+    pub facts: FileFacts,
     pub content_type: &'static str,
     /// `Content-Encoding` of a pre-compressed twin.
     pub encoding: Option<&'static str>,
@@ -192,7 +153,7 @@ const MULTIPART_MAX: u64 = 1 << 20;
 /// Answers with a file: preconditions (RFC 9110 13.2.2, with Python's
 /// reading of If-Modified-Since), then Range, then the head and body.
 fn send_entity(ctx: &Ctx, req: &Request, out: &mut Vec<u8>, entity: &Entity) -> Reply {
-    let v = &entity.validators;
+    let v = &entity.facts.validators;
     let inm = req.header("If-None-Match");
     let verdict = conditional::evaluate(
         true,
@@ -214,7 +175,7 @@ fn send_entity(ctx: &Ctx, req: &Request, out: &mut Vec<u8>, entity: &Entity) -> 
         Precondition::Proceed => {}
     }
 
-    let len = entity.len;
+    let len = entity.facts.len;
     let mut spec = RangeSpec::Whole;
     if !ctx.head_only
         && let Some(range) = req.header("Range")
@@ -255,11 +216,11 @@ fn send_entity(ctx: &Ctx, req: &Request, out: &mut Vec<u8>, entity: &Entity) -> 
         range::write_content_range(&mut value, start, start + count - 1, len);
         head.header("Content-Range", &value);
     }
-    head.header("Last-Modified", &http_date(v.last_modified));
+    head.header("Last-Modified", &entity.facts.last_modified);
     head.header("ETag", v.etag.as_bytes());
     head.header("Accept-Ranges", b"bytes");
     head.finish();
-    let body = match &entity.content {
+    let body = match &entity.facts.content {
         _ if ctx.head_only || count == 0 => Body::None,
         Some(bytes) if bytes.len() as u64 >= start + count => {
             // One send for head and body: the bytes follow the head.
@@ -267,12 +228,12 @@ fn send_entity(ctx: &Ctx, req: &Request, out: &mut Vec<u8>, entity: &Entity) -> 
             Body::None
         }
         Some(_) => Body::File {
-            file: Rc::clone(&entity.file),
+            file: Rc::clone(&entity.facts.file),
             offset: start,
             len: count,
         },
         None => Body::File {
-            file: Rc::clone(&entity.file),
+            file: Rc::clone(&entity.facts.file),
             offset: start,
             len: count,
         },
@@ -334,7 +295,7 @@ fn multipart(
     total: u64,
 ) -> Option<Reply> {
     use std::os::unix::fs::FileExt;
-    let boundary = range::boundary(entity.validators.last_modified ^ entity.len);
+    let boundary = range::boundary(entity.facts.validators.last_modified ^ entity.facts.len);
     let mut body = Vec::with_capacity(usize::try_from(total).ok()?);
     for r in ranges {
         range::part_header(
@@ -343,11 +304,15 @@ fn multipart(
             entity.content_type,
             r.start,
             r.end_inclusive,
-            entity.len,
+            entity.facts.len,
         );
         let at = body.len();
         body.resize(at + usize::try_from(r.len()).ok()?, 0);
-        entity.file.read_exact_at(&mut body[at..], r.start).ok()?;
+        entity
+            .facts
+            .file
+            .read_exact_at(&mut body[at..], r.start)
+            .ok()?;
     }
     range::closing(&mut body, &boundary);
     let mut content_type = Vec::with_capacity(64);
@@ -355,8 +320,8 @@ fn multipart(
     let mut head = ctx.head(out, 206);
     head.header("Content-Type", &content_type);
     head.header_num("Content-Length", body.len() as u64);
-    head.header("Last-Modified", &http_date(entity.validators.last_modified));
-    head.header("ETag", entity.validators.etag.as_bytes());
+    head.header("Last-Modified", &entity.facts.last_modified);
+    head.header("ETag", entity.facts.validators.etag.as_bytes());
     head.header("Accept-Ranges", b"bytes");
     head.finish();
     out.extend_from_slice(&body);
@@ -533,15 +498,6 @@ fn days_from_civil(year: u64, month: u64, day: u64) -> Option<u64> {
     let doy = (153 * mp + 2) / 5 + day - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     (era * 146_097 + doe).checked_sub(719_468)
-}
-
-/// `Last-Modified`'s value, formatted without allocating.
-fn http_date(secs: u64) -> [u8; 29] {
-    let mut buf = [b' '; 29];
-    let text = httpdate::HttpDate::from(UNIX_EPOCH + Duration::from_secs(secs));
-    let mut w = &mut buf[..];
-    let _ = write!(w, "{text}");
-    buf
 }
 
 #[cfg(test)]

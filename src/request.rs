@@ -65,12 +65,34 @@ impl Rejection {
     }
 }
 
-/// Python's `str.split()` separators for a line decoded as Latin-1.
-fn is_py_space(b: u8) -> bool {
-    matches!(
-        b,
-        b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | 0x1c..=0x1f | 0x85 | 0xa0
-    )
+/// Python's `str.split()` separators for a line decoded as Latin-1, as a
+/// table: the request line is split on every request.
+const PY_SPACE: [bool; 256] = {
+    let mut table = [false; 256];
+    let spaces = [
+        b' ', b'\t', b'\n', 0x0b, 0x0c, b'\r', 0x1c, 0x1d, 0x1e, 0x1f, 0x85, 0xa0,
+    ];
+    let mut i = 0;
+    while i < spaces.len() {
+        table[spaces[i] as usize] = true;
+        i += 1;
+    }
+    table
+};
+
+/// The words of a line as Python's `str.split()` finds them.
+fn py_words(line: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        while i < line.len() && PY_SPACE[usize::from(line[i])] {
+            i += 1;
+        }
+        let start = i;
+        while i < line.len() && !PY_SPACE[usize::from(line[i])] {
+            i += 1;
+        }
+        (i > start).then(|| &line[start..i])
+    })
 }
 
 /// The request line without its line ending, as Python logs it.
@@ -86,7 +108,7 @@ pub fn trim_line_end(line: &[u8]) -> &[u8] {
 /// `Ok(None)` is a blank line, which Python answers by closing.
 pub fn parse_request_line(line: &[u8]) -> Result<Option<RequestLine<'_>>, Rejection> {
     let line = trim_line_end(line);
-    let mut words = line.split(|&b| is_py_space(b)).filter(|w| !w.is_empty());
+    let mut words = py_words(line);
     let mut first = [&b""[..]; 3];
     let mut count = 0;
     let mut last: &[u8] = b"";
@@ -182,7 +204,7 @@ fn parse_version(word: &[u8]) -> Result<Version, ()> {
 }
 
 /// How far the search for the end of a head has got; kept between reads.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct HeadScan {
     /// Bytes already searched for a line end.
     searched: usize,
@@ -192,6 +214,10 @@ pub struct HeadScan {
     request_line_end: Option<usize>,
     /// Header lines seen so far, the blank one included.
     header_lines: usize,
+    /// `RequestLine` has been returned.
+    line_reported: bool,
+    /// A refusal held back while `RequestLine` is returned first.
+    pending: Option<Rejection>,
 }
 
 /// What [`HeadScan::advance`] found.
@@ -199,8 +225,8 @@ pub struct HeadScan {
 pub enum Scan {
     /// Need more bytes.
     Partial,
-    /// The request line is complete and ends at this offset; the headers
-    /// are not. Callers judge the request line now, as Python does.
+    /// The request line is complete and ends at this offset; the head is
+    /// not (yet). Callers judge the request line now, as Python does.
     RequestLine(usize),
     /// The whole head is in the buffer: request line end, head end.
     Complete { line_end: usize, head_end: usize },
@@ -210,9 +236,31 @@ pub enum Scan {
 
 impl HeadScan {
     /// Continues scanning `buf`, which starts at the start of the request and
-    /// has only grown since the last call. Returns `RequestLine` once, the
-    /// first time the request line is complete.
+    /// has only grown since the last call.
+    ///
+    /// When the request line is complete but the head is not (more bytes
+    /// are needed, or the head is refused), `RequestLine` comes first, once,
+    /// so the caller can judge the line before the headers, as Python does.
+    /// When the whole head is already there, `Complete` comes at once and the
+    /// line is judged with it: one parse per request on the fast path.
     pub fn advance(&mut self, buf: &[u8]) -> Scan {
+        let outcome = self.scan(buf);
+        if let (Scan::Partial | Scan::Reject(_), Some(end), false) =
+            (&outcome, self.request_line_end, self.line_reported)
+        {
+            self.line_reported = true;
+            if let Scan::Reject(rejection) = outcome {
+                self.pending = Some(rejection);
+            }
+            return Scan::RequestLine(end);
+        }
+        outcome
+    }
+
+    fn scan(&mut self, buf: &[u8]) -> Scan {
+        if let Some(rejection) = self.pending.take() {
+            return Scan::Reject(rejection);
+        }
         loop {
             let limit = (self.line_start + MAX_LINE + 1).min(buf.len());
             let found = if self.searched < limit {
@@ -223,10 +271,7 @@ impl HeadScan {
             let Some(nl) = found else {
                 self.searched = limit;
                 if limit - self.line_start > MAX_LINE {
-                    return Scan::Reject(match self.request_line_end {
-                        None => Rejection::new(414, None),
-                        Some(_) => header_line_too_long(),
-                    });
+                    return Scan::Reject(self.line_too_long());
                 }
                 if buf.len() >= MAX_HEAD {
                     return Scan::Reject(Rejection {
@@ -238,17 +283,14 @@ impl HeadScan {
             };
             let end = nl + 1;
             if end - self.line_start > MAX_LINE {
-                return Scan::Reject(match self.request_line_end {
-                    None => Rejection::new(414, None),
-                    Some(_) => header_line_too_long(),
-                });
+                return Scan::Reject(self.line_too_long());
             }
             let line = &buf[self.line_start..end];
             self.line_start = end;
             self.searched = end;
             let Some(line_end) = self.request_line_end else {
                 self.request_line_end = Some(end);
-                return Scan::RequestLine(end);
+                continue;
             };
             self.header_lines += 1;
             if self.header_lines > MAX_HEADER_LINES {
@@ -263,6 +305,13 @@ impl HeadScan {
                     head_end: end,
                 };
             }
+        }
+    }
+
+    fn line_too_long(&self) -> Rejection {
+        match self.request_line_end {
+            None => Rejection::new(414, None),
+            Some(_) => header_line_too_long(),
         }
     }
 }
