@@ -219,12 +219,12 @@ pub fn environment(
         "HTTP_REFERER",
         request::header(headers, "Referer").unwrap_or(b""),
     );
-    set("HTTP_ACCEPT", &join_all(headers, "Accept", b","));
+    set("HTTP_ACCEPT", &join_all(headers, "Accept", b",", false));
     set(
         "HTTP_USER_AGENT",
         request::header(headers, "User-Agent").unwrap_or(b""),
     );
-    set("HTTP_COOKIE", &join_all(headers, "Cookie", b", "));
+    set("HTTP_COOKIE", &join_all(headers, "Cookie", b", ", true));
     for h in headers {
         let Some(var) = http_var_name(h.name) else {
             continue;
@@ -232,7 +232,7 @@ pub fn environment(
         if env.iter().any(|(k, _)| *k == *var) {
             continue;
         }
-        let value = join_all(headers, h.name, b", ");
+        let value = join_all(headers, h.name, b", ", false);
         env.push((OsString::from(var), OsString::from_vec(value)));
     }
     env
@@ -256,17 +256,19 @@ fn http_var_name(name: &str) -> Option<String> {
     ))
 }
 
-/// All values of a header joined, skipping empty ones, as Python joins
-/// `Accept` and `Cookie`.
-fn join_all(headers: &[httparse::Header], name: &str, sep: &[u8]) -> Vec<u8> {
+/// All values of a header joined, as Python joins `Accept` (empty values
+/// kept) and `Cookie` (empty values skipped).
+fn join_all(headers: &[httparse::Header], name: &str, sep: &[u8], skip_empty: bool) -> Vec<u8> {
     let mut out = Vec::new();
-    for h in headers
-        .iter()
-        .filter(|h| h.name.eq_ignore_ascii_case(name) && !h.value.is_empty())
-    {
-        if !out.is_empty() {
+    let mut first = true;
+    for h in headers.iter().filter(|h| h.name.eq_ignore_ascii_case(name)) {
+        if skip_empty && h.value.is_empty() {
+            continue;
+        }
+        if !first {
             out.extend_from_slice(sep);
         }
+        first = false;
         out.extend_from_slice(h.value);
     }
     out
@@ -292,9 +294,14 @@ fn basic_user(value: &[u8]) -> Option<(&[u8], Option<Vec<u8>>)> {
     Some((kind, user))
 }
 
-/// Standard base64 as Python's lenient `base64.decodebytes` reads it:
-/// characters outside the alphabet are skipped, padding may be missing.
+/// Standard base64 as Python's `base64.decodebytes` reads it: characters
+/// outside the alphabet are skipped, and the rest, padding included, must
+/// come in whole groups of four ("Incorrect padding" otherwise).
 fn base64_decode(input: &[u8]) -> Option<Vec<u8>> {
+    let is_b64 = |c: &u8| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'=');
+    if input.iter().filter(|c| is_b64(c)).count() % 4 != 0 {
+        return None;
+    }
     let mut out = Vec::with_capacity(input.len() * 3 / 4);
     let (mut acc, mut bits) = (0u32, 0);
     for &c in input {

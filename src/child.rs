@@ -48,6 +48,21 @@ pub fn spawn(launch: &Launch) -> io::Result<Child> {
         // std also drops supplementary groups when started as root.
         cmd.uid(uid).gid(gid);
     }
+    // Its own process group, so stopping a script stops what it started.
+    cmd.process_group(0);
+    // SAFETY: the closure runs between fork and exec and only calls
+    // sigemptyset and sigprocmask, which are async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            // The server blocks SIGINT, SIGTERM and SIGCHLD for its signalfd;
+            // a script must start with none blocked, or SIGTERM would not
+            // stop it.
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+            Ok(())
+        });
+    }
     let mut child = cmd.spawn()?;
     let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
         terminate(child.id(), libc::SIGKILL);
@@ -112,11 +127,12 @@ fn usable(file: &Path, by_others: bool) -> bool {
     meta.is_file() && world_x(&target) && target.ancestors().skip(1).all(world_x)
 }
 
-/// Sends `signal` to the child; a child that is already gone is fine.
+/// Sends `signal` to the child's process group (the script and whatever it
+/// started); a group that is already gone is fine.
 pub fn terminate(pid: u32, signal: libc::c_int) {
     if let Ok(pid) = libc::pid_t::try_from(pid) {
         // SAFETY: kill has no memory-safety preconditions.
-        unsafe { libc::kill(pid, signal) };
+        unsafe { libc::kill(-pid, signal) };
     }
 }
 

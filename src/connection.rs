@@ -140,6 +140,10 @@ pub struct CgiRun {
     close: bool,
     /// The request line, logged once the status is known.
     raw_line: Vec<u8>,
+    /// When the script is stopped, whatever it is doing.
+    deadline: Instant,
+    /// An HTTP/1.0 client whose connection is kept must be told so.
+    announce_keep_alive: bool,
 }
 
 /// Request body bytes held for a script, and script output read at once.
@@ -169,12 +173,16 @@ pub struct Connection {
     pub deadline: Instant,
     /// The current head's deadline has been set (it is not pushed back).
     head_started: bool,
+    /// Bytes sent since the send deadline last moved.
+    progress: usize,
 }
 
 /// Work done per event before yielding to other connections.
 const BUDGET: usize = 32;
 /// Responses gathered before they are sent together (pipelining).
 const WBUF_FLUSH: usize = 64 * 1024;
+/// Bytes a client must take per send timeout to keep a response going.
+const MIN_PROGRESS: usize = 32 * 1024;
 /// Largest `sendfile` per call, so one download does not hog the loop.
 const SENDFILE_CHUNK: usize = 1 << 20;
 
@@ -201,6 +209,7 @@ impl Connection {
             read_closed: false,
             deadline: clock.now + timeouts.idle,
             head_started: false,
+            progress: 0,
         }
     }
 
@@ -551,6 +560,7 @@ impl Connection {
                     close: reply.close,
                 };
                 self.deadline = sh.clock.now + sh.timeouts.send;
+                self.progress = 0;
             }
             Body::None if reply.close => self.state = State::Closing,
             Body::None => {
@@ -588,9 +598,25 @@ impl Connection {
             self.out.extend_from_slice(&sh.wbuf[sent..]);
             self.out_pos = 0;
             self.deadline = sh.clock.now + sh.timeouts.send;
+            self.progress = 0;
         }
         sh.wbuf.clear();
         Ok(Step::Continue)
+    }
+
+    /// Counts bytes the client took. The send deadline moves only once it
+    /// has taken `MIN_PROGRESS` more: a reader taking a few bytes now and
+    /// then (a slow-read attack) cannot hold a connection for ever.
+    fn progressed(&mut self, n: usize, sh: &Shared) {
+        self.progress += n;
+        if self.progress >= MIN_PROGRESS {
+            self.progress = 0;
+            self.deadline = sh.clock.now + sh.timeouts.send;
+            // A script's own deadline still holds while it streams.
+            if let State::Cgi(run) = &self.state {
+                self.deadline = self.deadline.min(run.deadline);
+            }
+        }
     }
 
     /// Sends from `out`, which the socket refused earlier.
@@ -602,7 +628,7 @@ impl Connection {
         match sys::send(self.socket.as_raw_fd(), &self.out[self.out_pos..], more) {
             Ok(n) => {
                 self.out_pos += n;
-                self.deadline = sh.clock.now + sh.timeouts.send;
+                self.progressed(n, sh);
                 if self.out_pos == self.out.len() {
                     self.out_pos = 0;
                     // A burst's buffer is not worth keeping for an idle client.
@@ -637,11 +663,13 @@ impl Connection {
             return Ok(Step::Continue);
         };
         let left = (*end - *offset).min(SENDFILE_CHUNK as u64) as usize;
-        match sys::sendfile(self.socket.as_raw_fd(), file, offset, left) {
+        let sent = sys::sendfile(self.socket.as_raw_fd(), file, offset, left);
+        let (done, close) = (*offset == *end, *close);
+        match sent {
             // The file shrank under us: the promised length cannot be kept,
             // so the connection ends and the client sees a short body.
             Ok(0) => return Ok(Step::Done),
-            Ok(_) => self.deadline = sh.clock.now + sh.timeouts.send,
+            Ok(n) => self.progressed(n, sh),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 self.writable = false;
                 return Ok(Step::Blocked);
@@ -649,8 +677,7 @@ impl Connection {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(Step::Continue),
             Err(e) => return Err(e),
         }
-        if *offset == *end {
-            let close = *close;
+        if done {
             if close {
                 self.state = State::Closing;
             } else {
@@ -709,6 +736,8 @@ impl Connection {
             chunked_ok: request.chunked_ok,
             close,
             raw_line: raw_line.to_vec(),
+            deadline,
+            announce_keep_alive: request.version < Version::HTTP_11,
         }));
     }
 
@@ -991,6 +1020,9 @@ impl Connection {
                 out.header(name, value);
             }
         }
+        if run.announce_keep_alive && !run.close {
+            out.header("Connection", b"keep-alive");
+        }
         out.raw(&sh.site.extra_headers);
         match run.framing {
             Framing::Length(len) => {
@@ -1044,6 +1076,12 @@ impl Connection {
                 let raw_line = run.raw_line.clone();
                 self.cgi_failed(504, "CGI script timed out", &raw_line, sh);
                 self.pump(sh)
+            }
+            State::Cgi(ref run) if sh.clock.now >= run.deadline => {
+                // Its response has begun: cut it off, so the client cannot
+                // take a truncated body for a whole one.
+                sh.log.note(sh.clock, self.peer, "CGI script timed out");
+                Progress::Close
             }
             State::File { .. } | State::Closing | State::Cgi(_) => {
                 sh.log.note(

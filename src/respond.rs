@@ -88,6 +88,7 @@ pub struct CgiRequest {
     pub head_only: bool,
     /// The client understands a chunked response.
     pub chunked_ok: bool,
+    pub version: Version,
 }
 
 /// What the connection does once the head written by [`respond`] is out.
@@ -335,6 +336,7 @@ fn run_cgi(
             body_len: to_script,
             head_only: ctx.head_only,
             chunked_ok: site.protocol == Protocol::Http11 && req.line.version >= Version::HTTP_11,
+            version: req.line.version,
         })),
         close: false,
         discard,

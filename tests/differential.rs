@@ -15,6 +15,14 @@
 //! half-closing and checks that tinyserve keeps or closes the connection
 //! exactly when Python does.
 //!
+//! A second test, [`differential_cgi_against_python`], runs `python3 -m
+//! http.server --cgi` against `tinyserve --cgi` on a tree of scripts under
+//! /tmp (see the CGI section at the end of this file).
+//!
+//! Content types that depend on the machine's /etc/mime.types are found at
+//! test start by asking the same Python (built-in table against the
+//! effective one), see [`Quirk::SystemMimeTypes`].
+//!
 //! Run: `cargo test --test differential -- --nocapture`
 //!
 //! Environment:
@@ -30,8 +38,9 @@
 
 mod support;
 
-use std::sync::Mutex;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use support::*;
@@ -69,6 +78,24 @@ enum Quirk {
     KeepAliveHeader,
     /// Raw (not percent-encoded) non-ASCII bytes in the path.
     RawNonAsciiPath,
+    /// A path byte that is not UTF-8 (`%FF`, or a raw 0xFF).
+    NonUtf8PathByte,
+    /// Content types Python takes from the system's `/etc/mime.types`.
+    SystemMimeTypes,
+    /// `Connection` read as a list of tokens, not compared whole.
+    ConnectionTokenList,
+    /// Files carry `ETag` and `Accept-Ranges` (detected on every exchange,
+    /// not attached to cases).
+    FileValidators,
+    /// CGI: the script's `Status:` / `Location:` header is acted on.
+    CgiOutputHeader,
+    /// CGI: the framing of a script's body is tinyserve's (checked on every
+    /// script output, not attached to cases).
+    CgiFraming,
+    /// CGI: HEAD to a script gets no body.
+    CgiHead,
+    /// CGI: a script that prints no valid header block gets 502.
+    CgiInvalidHeader,
 }
 
 /// The table of deliberate differences: (quirk, what Python does, what
@@ -101,13 +128,94 @@ const DELIBERATE_DIFFERENCES: &[(Quirk, &str, &str)] = &[
          re-encoded as UTF-8 (mojibake), so e.g. a raw UTF-8 name is not found (404).",
         "Uses the path bytes as they are (serves the file whose name is those bytes).",
     ),
+    (
+        Quirk::NonUtf8PathByte,
+        "A percent-encoded byte that is not UTF-8 (`/list/bad%FF.txt`) fails \
+         unquote(errors='surrogatepass') and is decoded again with errors='replace', \
+         becoming U+FFFD, so the file named by that byte is not found (404); a raw 0xFF \
+         byte is decoded as Latin-1 (U+00FF, written back as C3 BF): also 404. Only the \
+         surrogate spelling `%ED%B3%BF` reaches the file.",
+        "Uses the decoded byte as it is and serves the file whose name holds it \
+         (`bad\\xff.txt`), for `%FF` and for a raw 0xFF alike.",
+    ),
+    (
+        Quirk::SystemMimeTypes,
+        "mimetypes.init() reads the system's /etc/mime.types (and other knownfiles), so \
+         Content-type depends on the machine: e.g. .c text/x-csrc, .sh text/x-sh, .xml \
+         application/xml, .rs application/rls-services+xml; extensions absent from both \
+         tables (.toml) get application/octet-stream.",
+        "Uses Python's BUILT-IN table (mimetypes._types_map_default: .c text/plain, .sh \
+         application/x-sh, .xml text/xml) on every machine, and for extensions missing \
+         from it the mime_guess crate's type (.rs text/x-rust, .toml text/x-toml), else \
+         application/octet-stream. The affected extensions are computed at test start \
+         with the same Python (built-in vs. effective guess).",
+    ),
+    (
+        Quirk::ConnectionTokenList,
+        "Compares the whole `Connection` value: `keep-alive, Upgrade` from an HTTP/1.0 \
+         client is neither `keep-alive` nor `close`, so the connection closes; \
+         `Upgrade, close` from an HTTP/1.1 client is not `close`, so it stays open.",
+        "Reads `Connection` as a token list (RFC 9110 7.6.1): `keep-alive, Upgrade` keeps \
+         the connection in HTTP/1.1 mode and says `Connection: keep-alive`; `Upgrade, \
+         close` closes it.",
+    ),
+    (
+        Quirk::FileValidators,
+        "Sends neither `ETag` nor `Accept-Ranges` (and ignores `Range`, `If-Match`, \
+         `If-None-Match`).",
+        "File responses carry a strong `ETag` (inode, size, mtime) and `Accept-Ranges: \
+         bytes`. Wherever tinyserve adds them and Python has none, they are checked to be \
+         well-formed and left out of the comparison; everything else must still match. \
+         Counted per exchange, alongside the case's own classification.",
+    ),
+    (
+        Quirk::CgiOutputHeader,
+        "Sends `200 Script output follows` and then the script's output as it is: a \
+         `Status:` or `Location:` line goes to the client as a header and the status \
+         stays 200.",
+        "Parses the script's header block (RFC 3875 6.2): `Status: NNN reason` sets the \
+         status line (the standard phrase when the script gives none), `Location:` with \
+         an absolute URL gives 302 Found, a local `Location: /path` is served in place \
+         (RFC 3875 6.2.2); the other header lines are passed on in order, the body \
+         follows (none for 1xx/204/304).",
+    ),
+    (
+        Quirk::CgiFraming,
+        "Sends no Content-Length: the body ends when the connection does (in HTTP/1.1 \
+         mode the connection is then kept, so a client cannot find the end).",
+        "Frames the body: the script's own Content-Length, else chunked to an HTTP/1.1 \
+         client that keeps the connection, else closes (with `Connection: close` in \
+         HTTP/1.1 mode). Script headers and de-chunked bodies are compared with \
+         Python's; the framing headers are checked, not compared.",
+    ),
+    (
+        Quirk::CgiHead,
+        "Runs the script for HEAD and sends its whole output, body included.",
+        "Runs the script and sends its header block only (same status line and headers, \
+         no body).",
+    ),
+    (
+        Quirk::CgiInvalidHeader,
+        "Sends `200 Script output follows` and whatever the script printed, even with no \
+         header block at all.",
+        "A script whose output does not start with a valid header block (or that prints \
+         nothing) gets 502 with the standard error page and `Connection: close`.",
+    ),
 ];
 
 impl Quirk {
+    /// Whether this is one of the CGI rows of the table.
+    fn is_cgi(self) -> bool {
+        matches!(
+            self,
+            Quirk::CgiOutputHeader | Quirk::CgiFraming | Quirk::CgiHead | Quirk::CgiInvalidHeader
+        )
+    }
+
     /// Whether the quirk shows in this mode.
     fn applies(self, mode: &str) -> bool {
         match self {
-            Quirk::KeepAliveHeader => mode == "HTTP/1.1",
+            Quirk::KeepAliveHeader | Quirk::ConnectionTokenList => mode == "HTTP/1.1",
             _ => true,
         }
     }
@@ -191,7 +299,7 @@ fn bytes_cat(parts: &[&[u8]]) -> Vec<u8> {
 use Py::{BodyOnly, Nothing, Status};
 
 #[allow(clippy::vec_init_then_push)]
-fn corpus() -> Vec<Case> {
+fn corpus(mime: &HashMap<String, PyMime>) -> Vec<Case> {
     let mut v: Vec<Case> = Vec::new();
 
     // --- basics ---------------------------------------------------------
@@ -207,7 +315,18 @@ fn corpus() -> Vec<Case> {
 
     // --- every fixture file ------------------------------------------------
     for (name, _) in ROOT_FILES {
-        v.push(line(&format!("GET /{name} HTTP/1.1"), Status(200)));
+        let c = line(&format!("GET /{name} HTTP/1.1"), Status(200));
+        v.push(match mime.get(*name) {
+            Some(m) if m.system_dependent() => c.quirk(Quirk::SystemMimeTypes),
+            _ => c,
+        });
+    }
+    for name in ["prog.c", "doc.xml"] {
+        let c = line(&format!("HEAD /{name} HTTP/1.0"), Status(200));
+        v.push(match mime.get(name) {
+            Some(m) if m.system_dependent() => c.quirk(Quirk::SystemMimeTypes),
+            _ => c,
+        });
     }
     v.push(line("GET /big.bin HTTP/1.1", Status(200)));
     v.push(line("HEAD /big.bin HTTP/1.0", Status(200)));
@@ -304,7 +423,10 @@ fn corpus() -> Vec<Case> {
     v.push(line("GET /list/a%5Cb.txt HTTP/1.1", Status(200)));
     v.push(line("GET /list/a\\b.txt HTTP/1.1", Status(200)));
     v.push(line("GET /list/bad%ED%B3%BF.txt HTTP/1.1", Status(200)));
-    v.push(line("GET /list/bad%FF.txt HTTP/1.1", Status(404)));
+    v.push(line("GET /list/bad%FF.txt HTTP/1.1", Status(404)).quirk(Quirk::NonUtf8PathByte));
+    v.push(line("GET /list/bad%ff.txt HTTP/1.0", Status(404)).quirk(Quirk::NonUtf8PathByte));
+    v.push(line("HEAD /list/bad%FF.txt HTTP/1.1", Status(404)).quirk(Quirk::NonUtf8PathByte));
+    v.push(line("GET /list/%FFnope.txt HTTP/1.1", Status(404)));
     v.push(line("GET /list/link.txt HTTP/1.1", Status(200)));
     v.push(line("GET /list/secret.txt HTTP/1.1", Status(200)));
     v.push(line("GET /list/gamma.TXT HTTP/1.1", Status(200)));
@@ -666,9 +788,25 @@ fn corpus() -> Vec<Case> {
         )
         .quirk(Quirk::KeepAliveHeader),
     );
+    v.push(
+        case(
+            "Connection: keep-alive, Upgrade",
+            req("GET /a.txt HTTP/1.0", &["Connection: keep-alive, Upgrade"]),
+            Status(200),
+        )
+        .quirk(Quirk::ConnectionTokenList),
+    );
     v.push(case(
-        "Connection: keep-alive, Upgrade",
-        req("GET /a.txt HTTP/1.0", &["Connection: keep-alive, Upgrade"]),
+        "Connection: Keep-Alive , upgrade (404)",
+        req(
+            "GET /nonexistent HTTP/1.0",
+            &["Connection: Keep-Alive , upgrade"],
+        ),
+        Status(404),
+    ));
+    v.push(case(
+        "Connection: Upgrade, close, HTTP/1.1",
+        req("GET /a.txt HTTP/1.1", &["Connection: Upgrade, close"]),
         Status(200),
     ));
     v.push(case(
@@ -833,7 +971,7 @@ fn corpus() -> Vec<Case> {
             b"GET /list/bad\xff.txt HTTP/1.1\r\n\r\n",
             Status(404),
         )
-        .quirk(Quirk::RawNonAsciiPath),
+        .quirk(Quirk::NonUtf8PathByte),
     );
 
     // --- pipelining (one write, several requests) -------------------------------------------
@@ -901,12 +1039,11 @@ fn ignored_header(name: &str) -> bool {
     name.eq_ignore_ascii_case("Server") || name.eq_ignore_ascii_case("Date")
 }
 
-fn filtered_headers(r: &Response, ignore_connection: bool) -> Vec<(String, String)> {
+/// The headers compared: all but `Server`, `Date` and those in `ignore`.
+fn filtered_headers(r: &Response, ignore: &[&str]) -> Vec<(String, String)> {
     r.headers
         .iter()
-        .filter(|(n, _)| {
-            !(ignored_header(n) || (ignore_connection && n.eq_ignore_ascii_case("Connection")))
-        })
+        .filter(|(n, _)| !(ignored_header(n) || ignore.iter().any(|i| n.eq_ignore_ascii_case(i))))
         .cloned()
         .collect()
 }
@@ -918,9 +1055,65 @@ fn first_diff(a: &[u8], b: &[u8]) -> usize {
         .unwrap_or(a.len().min(b.len()))
 }
 
+/// Headers tinyserve adds to file responses (see Quirk::FileValidators).
+const VALIDATOR_HEADERS: [&str; 2] = ["ETag", "Accept-Ranges"];
+
+/// The validator headers tinyserve sent where Python sent none, each
+/// checked for form; returns (names to leave out, problems).
+fn added_validators(p: &Response, t: &Response) -> (Vec<&'static str>, Vec<String>) {
+    let mut names = Vec::new();
+    let mut problems = Vec::new();
+    for h in VALIDATOR_HEADERS {
+        if p.header(h).is_some() {
+            continue;
+        }
+        let vals = t.headers_all(h);
+        if vals.is_empty() {
+            continue;
+        }
+        names.push(h);
+        let ok = match (h, vals.as_slice()) {
+            ("ETag", [v]) => {
+                v.len() >= 2
+                    && v.starts_with('"')
+                    && v.ends_with('"')
+                    && !v[1..v.len() - 1].contains('"')
+            }
+            ("Accept-Ranges", [v]) => *v == "bytes",
+            _ => false,
+        };
+        if !ok {
+            problems.push(format!(
+                "validator header {h}: want one {}, got {vals:?}",
+                if h == "ETag" {
+                    "strong quoted entity tag"
+                } else {
+                    "\"bytes\""
+                }
+            ));
+        }
+    }
+    (names, problems)
+}
+
+/// True if tinyserve added validator headers to any response of the exchange.
+fn exchange_has_added_validators(p: &Side, t: &Side) -> bool {
+    match (&p.parsed, &t.parsed) {
+        (Ok(pr), Ok(tr)) => pr
+            .iter()
+            .zip(tr.iter())
+            .any(|(a, b)| !added_validators(a, b).0.is_empty()),
+        _ => false,
+    }
+}
+
 /// Differences between two single responses (empty if equal).
-fn diff_response(p: &Response, t: &Response, ignore_connection: bool) -> Vec<String> {
+fn diff_response(p: &Response, t: &Response, ignore: &[&str]) -> Vec<String> {
     let mut d = Vec::new();
+    let (added, problems) = added_validators(p, t);
+    d.extend(problems);
+    let ignore: Vec<&str> = ignore.iter().copied().chain(added).collect();
+    let ignore = ignore.as_slice();
     if p.status_line != t.status_line {
         // Split into version / code / reason phrase so the report can group.
         let what = if p.is_body_only() != t.is_body_only() {
@@ -941,8 +1134,8 @@ fn diff_response(p: &Response, t: &Response, ignore_connection: bool) -> Vec<Str
             ));
         }
     }
-    let ph = filtered_headers(p, ignore_connection);
-    let th = filtered_headers(t, ignore_connection);
+    let ph = filtered_headers(p, ignore);
+    let th = filtered_headers(t, ignore);
     if ph != th {
         let mut names: Vec<String> = Vec::new();
         for (n, _) in ph.iter().chain(th.iter()) {
@@ -952,6 +1145,9 @@ fn diff_response(p: &Response, t: &Response, ignore_connection: bool) -> Vec<Str
         }
         let mut value_diff = false;
         for n in &names {
+            if ignore.iter().any(|i| n.eq_ignore_ascii_case(i)) {
+                continue;
+            }
             let pv: Vec<&str> = p.headers_all(n);
             let tv: Vec<&str> = t.headers_all(n);
             if pv != tv {
@@ -1015,7 +1211,7 @@ impl Side {
 }
 
 /// Compares two complete exchanges for equality.
-fn diff_exchange(p: &Side, t: &Side, ignore_connection: bool) -> Vec<String> {
+fn diff_exchange(p: &Side, t: &Side, ignore: &[&str]) -> Vec<String> {
     let mut d = Vec::new();
     if p.raw.end.is_ok() != t.raw.end.is_ok() {
         d.push(format!(
@@ -1034,7 +1230,7 @@ fn diff_exchange(p: &Side, t: &Side, ignore_connection: bool) -> Vec<String> {
                 ));
             }
             for (i, (a, b)) in pr.iter().zip(tr.iter()).enumerate() {
-                for x in diff_response(a, b, ignore_connection) {
+                for x in diff_response(a, b, ignore) {
                     d.push(if pr.len() > 1 || tr.len() > 1 {
                         format!("response #{}: {x}", i + 1)
                     } else {
@@ -1126,7 +1322,7 @@ fn check_quirk(q: Quirk, mode: &str, req: &[u8], fx: &Fixture, p: &Side, t: &Sid
             }
         }
         Quirk::KeepAliveHeader => {
-            d.extend(diff_exchange(p, t, true));
+            d.extend(diff_exchange(p, t, &["Connection"]));
             if let (Some(a), Some(b)) = (pr.last(), tr.last()) {
                 let want = a.header("Connection").unwrap_or("keep-alive");
                 match b.header("Connection") {
@@ -1135,16 +1331,18 @@ fn check_quirk(q: Quirk, mode: &str, req: &[u8], fx: &Fixture, p: &Side, t: &Sid
                 }
             }
         }
-        Quirk::RawNonAsciiPath => {
+        Quirk::RawNonAsciiPath | Quirk::NonUtf8PathByte => {
             if pr.last().and_then(|r| r.status) != Some(404) {
                 return vec![format!(
                     "corpus: python did not answer 404 ({})",
                     p.summary()
                 )];
             }
-            let path = request_target(req);
+            let path = percent_decode(&request_target(req));
             let rel = path.strip_prefix(b"/").unwrap_or(&path);
-            let want = fx.read_bytes_path(rel).expect("fixture file for raw path");
+            let want = fx
+                .read_bytes_path(rel)
+                .expect("fixture file for the decoded path");
             match tr.as_slice() {
                 [r] => {
                     if r.status != Some(200) {
@@ -1169,8 +1367,184 @@ fn check_quirk(q: Quirk, mode: &str, req: &[u8], fx: &Fixture, p: &Side, t: &Sid
                 _ => d.push(format!("expected exactly 1 response, got {}", tr.len())),
             }
         }
+        Quirk::SystemMimeTypes => {
+            let target = request_target(req);
+            let name =
+                String::from_utf8_lossy(target.strip_prefix(b"/").unwrap_or(&target)).into_owned();
+            let Some(m) = mime_table().get(&name) else {
+                return vec![format!("no content type data from python for {name:?}")];
+            };
+            let py_want = m.effective.as_deref().unwrap_or("application/octet-stream");
+            let py_got = pr.last().and_then(|r| r.header("Content-type"));
+            if py_got != Some(py_want) {
+                return vec![format!(
+                    "corpus: python sent Content-type {py_got:?}, its effective table says {py_want:?}"
+                )];
+            }
+            let ts_want = m.tinyserve_type();
+            match tr.last().and_then(|r| r.header("Content-type")) {
+                Some(v) if !v.is_empty() && v == ts_want => {}
+                other => d.push(format!(
+                    "Content-type: want {ts_want:?} ({}), got {other:?}",
+                    if m.builtin.is_some() {
+                        "Python's built-in table"
+                    } else {
+                        "not in Python's built-in table: mime_guess"
+                    }
+                )),
+            }
+            d.extend(diff_exchange(p, t, &["Content-type"]));
+        }
+        Quirk::ConnectionTokenList => {
+            d.extend(diff_exchange(p, t, &["Connection"]));
+            if let (Some(a), Some(b)) = (pr.last(), tr.last()) {
+                if a.header("Connection").is_some() {
+                    d.push(format!(
+                        "corpus: python sent Connection {:?}",
+                        a.header("Connection")
+                    ));
+                }
+                if b.header("Connection") != Some("keep-alive") {
+                    d.push(format!(
+                        "Connection: want \"keep-alive\", got {:?}",
+                        b.header("Connection")
+                    ));
+                }
+            }
+        }
+        // Detected on every exchange by diff_response, never attached to a case.
+        Quirk::FileValidators => d.extend(diff_exchange(p, t, &[])),
+        Quirk::CgiOutputHeader | Quirk::CgiFraming | Quirk::CgiHead | Quirk::CgiInvalidHeader => {
+            d.push(format!("CGI quirk {q:?} attached to a static case"));
+        }
     }
     d
+}
+
+/// Percent-decodes `%XX` escapes (others left as they are), stopping at `?`.
+fn percent_decode(target: &[u8]) -> Vec<u8> {
+    let path = target.split(|&b| b == b'?').next().unwrap_or_default();
+    let hex = |c: u8| (c as char).to_digit(16).map(|v| v as u8);
+    let mut out = Vec::with_capacity(path.len());
+    let mut i = 0;
+    while i < path.len() {
+        if path[i] == b'%'
+            && let (Some(h), Some(l)) = (
+                path.get(i + 1).copied().and_then(hex),
+                path.get(i + 2).copied().and_then(hex),
+            )
+        {
+            out.push(h << 4 | l);
+            i += 3;
+            continue;
+        }
+        out.push(path[i]);
+        i += 1;
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------
+// Content types: Python's built-in table against the system's
+// ---------------------------------------------------------------------------
+
+/// What Python's `SimpleHTTPRequestHandler.guess_type` answers for a file
+/// name with only its built-in table (`mimetypes._types_map_default`, as a
+/// fresh `mimetypes.MimeTypes()` has it) and as it runs on this machine
+/// (after `mimetypes.init()` read /etc/mime.types). `None`: no type known
+/// (the handler then sends application/octet-stream).
+#[derive(Debug, Clone)]
+struct PyMime {
+    /// `posixpath.splitext(name)[1]`, e.g. `.c` (empty without one).
+    ext: String,
+    builtin: Option<String>,
+    effective: Option<String>,
+}
+
+impl PyMime {
+    /// The type depends on the system's tables, or is not in Python's
+    /// built-in one (then tinyserve asks mime_guess): the SystemMimeTypes
+    /// quirk applies.
+    fn system_dependent(&self) -> bool {
+        self.ext.len() > 1 && (self.builtin != self.effective || self.builtin.is_none())
+    }
+
+    /// What tinyserve sends: the built-in type, else mime_guess's for the
+    /// lower-cased extension, else application/octet-stream.
+    fn tinyserve_type(&self) -> String {
+        if let Some(b) = &self.builtin {
+            return b.clone();
+        }
+        let ext = self.ext.trim_start_matches('.').to_ascii_lowercase();
+        mime_guess::from_ext(&ext)
+            .first_raw()
+            .unwrap_or("application/octet-stream")
+            .to_string()
+    }
+}
+
+static MIME_TABLE: OnceLock<HashMap<String, PyMime>> = OnceLock::new();
+
+fn mime_table() -> &'static HashMap<String, PyMime> {
+    MIME_TABLE
+        .get_or_init(|| python_mime_table(&ROOT_FILES.iter().map(|(n, _)| *n).collect::<Vec<_>>()))
+}
+
+/// Asks the reference Python for [`PyMime`] of each name.
+fn python_mime_table(names: &[&str]) -> HashMap<String, PyMime> {
+    const SCRIPT: &str = r#"
+import sys, posixpath, mimetypes
+from http.server import SimpleHTTPRequestHandler as H
+builtin = mimetypes.MimeTypes()  # only mimetypes._types_map_default
+mimetypes.init()                 # reads /etc/mime.types & co.
+def guess(db_guess, path):
+    # SimpleHTTPRequestHandler.guess_type
+    base, ext = posixpath.splitext(path)
+    if ext in H.extensions_map:
+        return H.extensions_map[ext]
+    ext = ext.lower()
+    if ext in H.extensions_map:
+        return H.extensions_map[ext]
+    return db_guess(path)[0]
+bg = getattr(builtin, "guess_file_type", builtin.guess_type)
+eg = getattr(mimetypes, "guess_file_type", mimetypes.guess_type)
+for name in sys.argv[1:]:
+    ext = posixpath.splitext(name)[1]
+    print(name, ext or "-", guess(bg, name) or "-", guess(eg, name) or "-", sep="\t")
+"#;
+    let out = python()
+        .command()
+        .arg("-c")
+        .arg(SCRIPT)
+        .args(names)
+        .env_remove("PYTHONPATH")
+        .output()
+        .expect("run python for the content type table");
+    assert!(
+        out.status.success(),
+        "python content type table failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let opt = |s: &str| (s != "-").then(|| s.to_string());
+    let mut map = HashMap::new();
+    for l in String::from_utf8_lossy(&out.stdout).lines() {
+        let f: Vec<&str> = l.split('\t').collect();
+        assert_eq!(f.len(), 4, "bad line from python: {l:?}");
+        map.insert(
+            f[0].to_string(),
+            PyMime {
+                ext: if f[1] == "-" {
+                    String::new()
+                } else {
+                    f[1].to_string()
+                },
+                builtin: opt(f[2]),
+                effective: opt(f[3]),
+            },
+        );
+    }
+    assert_eq!(map.len(), names.len(), "python answered for every name");
+    map
 }
 
 /// Checks `VERSION CODE REASON` (the reason only if COMPARE_REASON_PHRASE).
@@ -1260,10 +1634,14 @@ fn check_python_expectation(c: &Case, mi: usize, p: &Side) -> Option<String> {
 // Persistence (keep-alive) table
 // ---------------------------------------------------------------------------
 
+/// A persistence probe where tinyserve deliberately differs (in the modes
+/// the quirk applies to): the quirk, and whether tinyserve closes.
+type PersistenceQuirk = Option<(Quirk, bool)>;
+
 /// Requests sent WITHOUT half-closing: after the (final) response, is the
 /// connection closed by the server (within 300 ms) or kept open?
-fn persistence_corpus() -> Vec<(&'static str, Vec<u8>)> {
-    vec![
+fn persistence_corpus() -> Vec<(&'static str, Vec<u8>, PersistenceQuirk)> {
+    let plain: Vec<(&'static str, Vec<u8>)> = vec![
         ("GET HTTP/1.0", req("GET /a.txt HTTP/1.0", &[])),
         ("GET HTTP/1.1", req("GET /a.txt HTTP/1.1", &[])),
         (
@@ -1296,7 +1674,24 @@ fn persistence_corpus() -> Vec<(&'static str, Vec<u8>)> {
             "Expect 100 HTTP/1.1",
             req("GET /a.txt HTTP/1.1", &["Expect: 100-continue"]),
         ),
-    ]
+        (
+            "GET HTTP/1.1 Upgrade, keep-alive",
+            req("GET /a.txt HTTP/1.1", &["Connection: Upgrade, keep-alive"]),
+        ),
+    ];
+    let mut v: Vec<(&'static str, Vec<u8>, PersistenceQuirk)> =
+        plain.into_iter().map(|(n, r)| (n, r, None)).collect();
+    v.push((
+        "GET HTTP/1.0 keep-alive, Upgrade",
+        req("GET /a.txt HTTP/1.0", &["Connection: keep-alive, Upgrade"]),
+        Some((Quirk::ConnectionTokenList, false)),
+    ));
+    v.push((
+        "GET HTTP/1.1 Upgrade, close",
+        req("GET /a.txt HTTP/1.1", &["Connection: Upgrade, close"]),
+        Some((Quirk::ConnectionTokenList, true)),
+    ));
+    v
 }
 
 /// (final status, closed by server?) for one persistence request.
@@ -1317,6 +1712,10 @@ struct Outcome {
     name: String,
     mode: &'static str,
     kind: OutcomeKind,
+    /// tinyserve added ETag / Accept-Ranges (Quirk::FileValidators).
+    validators: bool,
+    /// A script's output whose framing tinyserve chose (Quirk::CgiFraming).
+    framing: bool,
     details: Vec<String>,
     req: Vec<u8>,
     py: String,
@@ -1355,6 +1754,82 @@ fn par_for(n: usize, f: impl Fn(usize) + Sync) {
     });
 }
 
+/// Prints the deliberate-difference table (the CGI rows, or the others)
+/// with how many exchanges of this run showed each.
+fn print_deliberate(outcomes: &[Outcome], cgi: bool) {
+    eprintln!("\n=== deliberate differences (Python quirks tinyserve does not copy) ===");
+    for (i, (q, py, ts)) in DELIBERATE_DIFFERENCES.iter().enumerate() {
+        if q.is_cgi() != cgi && *q != Quirk::FileValidators {
+            continue;
+        }
+        let hits = outcomes
+            .iter()
+            .filter(|o| {
+                o.kind == OutcomeKind::Deliberate(*q)
+                    || (*q == Quirk::FileValidators && o.validators)
+                    || (*q == Quirk::CgiFraming && o.framing)
+            })
+            .count();
+        eprintln!(
+            "{}. {:?}\n   python:    {py}\n   tinyserve: {ts}\n   seen in {hits} exchanges",
+            i + 1,
+            q,
+        );
+    }
+}
+
+/// Prints the mismatches, grouped by kind of difference first.
+fn print_mismatches(bad: &[&Outcome]) {
+    if bad.is_empty() {
+        return;
+    }
+    // Group by kind of difference ("reason phrase", "header Content-type",
+    // "connection end", ...) so that one root cause is easy to spot.
+    let mut cats: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for o in bad {
+        for d in &o.details {
+            let d = d.strip_prefix("response #").map_or(d.as_str(), |r| {
+                r.split_once(": ").map_or(r, |(_, rest)| rest)
+            });
+            let cat = d.split(':').next().unwrap_or(d).to_string();
+            let list = cats.entry(cat).or_default();
+            let label = format!("{} [{}]", o.name, o.mode);
+            if !list.contains(&label) {
+                list.push(label);
+            }
+        }
+    }
+    eprintln!("\n=== MISMATCH CATEGORIES ===");
+    for (cat, list) in &cats {
+        let shown: Vec<&str> = list.iter().take(6).map(|s| s.as_str()).collect();
+        eprintln!(
+            "{:>4} x {cat}: {}{}",
+            list.len(),
+            shown.join("; "),
+            if list.len() > 6 { "; ..." } else { "" }
+        );
+    }
+    eprintln!("\n=== {} MISMATCHES ===", bad.len());
+    for o in bad {
+        eprintln!(
+            "\n--- {} [{}] {}\n    request:   {}",
+            if o.kind == OutcomeKind::CorpusError {
+                "CORPUS/HARNESS ERROR"
+            } else {
+                "MISMATCH"
+            },
+            o.mode,
+            o.name,
+            escape_bytes(&o.req, 160)
+        );
+        for d in &o.details {
+            eprintln!("    * {d}");
+        }
+        eprintln!("    python:    {}", o.py);
+        eprintln!("    tinyserve: {}", o.ts);
+    }
+}
+
 #[test]
 fn differential_against_python() {
     let started = Instant::now();
@@ -1390,7 +1865,25 @@ fn differential_against_python() {
         );
     }
 
-    let mut cases = corpus();
+    let mime = mime_table();
+    let system_types: Vec<String> = ROOT_FILES
+        .iter()
+        .filter_map(|(n, _)| {
+            mime.get(*n).filter(|m| m.system_dependent()).map(|m| {
+                format!(
+                    "{} (built-in {:?}, here {:?})",
+                    m.ext,
+                    m.builtin.as_deref().unwrap_or("-"),
+                    m.effective.as_deref().unwrap_or("-")
+                )
+            })
+        })
+        .collect();
+    eprintln!(
+        "differential: content types that depend on the system's tables: {}",
+        system_types.join(", ")
+    );
+    let mut cases = corpus(mime);
     if let Some(o) = &only {
         cases.retain(|c| c.name.contains(o.as_str()));
     }
@@ -1430,7 +1923,7 @@ fn differential_against_python() {
                     }
                 }
                 None => {
-                    let d = diff_exchange(&p, &t, false);
+                    let d = diff_exchange(&p, &t, &[]);
                     if d.is_empty() {
                         (OutcomeKind::Matched, d)
                     } else {
@@ -1439,10 +1932,13 @@ fn differential_against_python() {
                 }
             }
         };
+        let validators = !selftest && exchange_has_added_validators(&p, &t);
         outcomes.lock().unwrap().push(Outcome {
             name: c.name.clone(),
             mode,
             kind,
+            validators,
+            framing: false,
             details,
             req: c.req.clone(),
             py: p.summary(),
@@ -1455,10 +1951,11 @@ fn differential_against_python() {
     let pjobs = pcases.len() * MODES.len();
     par_for(pjobs, |job| {
         let (ci, mi) = (job / MODES.len(), job % MODES.len());
-        let (name, r) = &pcases[ci];
+        let (name, r, pquirk) = &pcases[ci];
         let (ps, ts) = &servers[mi];
         let p = persistence_probe(ps.addr(), r);
         let t = persistence_probe(ts.addr(), r);
+        let pquirk = pquirk.filter(|(q, _)| q.applies(MODES[mi]) && !selftest);
         let fmt = |x: &Result<(Option<u16>, bool), String>| match x {
             Ok((s, closed)) => format!(
                 "status {s:?}, {}",
@@ -1475,7 +1972,19 @@ fn differential_against_python() {
                 OutcomeKind::CorpusError,
                 vec![format!("python probe failed: {e}")],
             ),
-            (Ok(a), Ok(b)) if a == b => (OutcomeKind::Matched, vec![]),
+            (Ok(a), _) if pquirk.is_some_and(|(_, ts_closes)| a.1 == ts_closes) => (
+                OutcomeKind::CorpusError,
+                vec![format!(
+                    "python probe: {}, but the quirk says python does the opposite of tinyserve",
+                    fmt(&p)
+                )],
+            ),
+            (Ok(a), Ok(b))
+                if pquirk.is_some_and(|(_, ts_closes)| a.0 == b.0 && b.1 == ts_closes) =>
+            {
+                (OutcomeKind::Deliberate(pquirk.unwrap().0), vec![])
+            }
+            (Ok(a), Ok(b)) if a == b && pquirk.is_none() => (OutcomeKind::Matched, vec![]),
             _ => (
                 OutcomeKind::Mismatch,
                 vec![format!(
@@ -1489,6 +1998,8 @@ fn differential_against_python() {
             name: format!("persistence: {name}"),
             mode: MODES[mi],
             kind,
+            validators: false,
+            framing: false,
             details,
             req: r.clone(),
             py: fmt(&p),
@@ -1540,68 +2051,8 @@ fn differential_against_python() {
         .filter(|o| matches!(o.kind, OutcomeKind::Mismatch | OutcomeKind::CorpusError))
         .collect();
 
-    eprintln!("\n=== deliberate differences (Python quirks tinyserve does not copy) ===");
-    for (i, (q, py, ts)) in DELIBERATE_DIFFERENCES.iter().enumerate() {
-        let hits: Vec<String> = outcomes
-            .iter()
-            .filter(|o| o.kind == OutcomeKind::Deliberate(*q))
-            .map(|o| format!("{} ({})", o.name, o.mode))
-            .collect();
-        eprintln!(
-            "{}. {:?}\n   python:    {py}\n   tinyserve: {ts}\n   seen in {} exchanges",
-            i + 1,
-            q,
-            hits.len()
-        );
-    }
-
-    if !bad.is_empty() {
-        // Group by kind of difference ("reason phrase", "header Content-type",
-        // "connection end", ...) so that one root cause is easy to spot.
-        let mut cats: std::collections::BTreeMap<String, Vec<String>> = Default::default();
-        for o in &bad {
-            for d in &o.details {
-                let d = d.strip_prefix("response #").map_or(d.as_str(), |r| {
-                    r.split_once(": ").map_or(r, |(_, rest)| rest)
-                });
-                let cat = d.split(':').next().unwrap_or(d).to_string();
-                let list = cats.entry(cat).or_default();
-                let label = format!("{} [{}]", o.name, o.mode);
-                if !list.contains(&label) {
-                    list.push(label);
-                }
-            }
-        }
-        eprintln!("\n=== MISMATCH CATEGORIES ===");
-        for (cat, list) in &cats {
-            let shown: Vec<&str> = list.iter().take(6).map(|s| s.as_str()).collect();
-            eprintln!(
-                "{:>4} x {cat}: {}{}",
-                list.len(),
-                shown.join("; "),
-                if list.len() > 6 { "; ..." } else { "" }
-            );
-        }
-        eprintln!("\n=== {} MISMATCHES ===", bad.len());
-        for o in &bad {
-            eprintln!(
-                "\n--- {} [{}] {}\n    request:   {}",
-                if o.kind == OutcomeKind::CorpusError {
-                    "CORPUS/HARNESS ERROR"
-                } else {
-                    "MISMATCH"
-                },
-                o.mode,
-                o.name,
-                escape_bytes(&o.req, 160)
-            );
-            for d in &o.details {
-                eprintln!("    * {d}");
-            }
-            eprintln!("    python:    {}", o.py);
-            eprintln!("    tinyserve: {}", o.ts);
-        }
-    }
+    print_deliberate(&outcomes, false);
+    print_mismatches(&bad);
 
     // Don't let the log threads' buffers grow silently: show a couple of lines.
     if verbose {
@@ -1634,6 +2085,1316 @@ fn differential_against_python() {
     assert!(
         bad.is_empty(),
         "{} differential mismatches against {} (see the report above): {}",
+        bad.len(),
+        py.version,
+        bad.iter()
+            .map(|o| format!("{} [{}]", o.name, o.mode))
+            .collect::<Vec<_>>()
+            .join("; ")
+    );
+}
+
+// ===========================================================================
+// CGI: `python3 -m http.server --cgi` against `tinyserve --cgi`
+// ===========================================================================
+//
+// A separate document root with scripts written by the test (sh and
+// python3), under /tmp and world-readable, because both servers, run as
+// root, run scripts as `nobody`. Python execs a script directly (it needs
+// its shebang and x bit; `#!/usr/bin/python3` since interpreters under
+// /root are out of nobody's reach); tinyserve runs `.py` with the first
+// `python3` on PATH that nobody can execute, the same /usr/bin/python3 here.
+//
+// What is compared: for an answer that is not a script's output (404, 403,
+// 501, static files) everything, as in the main test. For a script's output
+// Python sends `200 Script output follows`, Server, Date and then the raw
+// output, so its "headers" are the script's header block: the status
+// line, the script's header lines (framing headers aside) and the body after
+// the script's header block (de-chunked on tinyserve's side) are compared.
+// Env listings are normalised first (own SERVER_PORT, SERVER_SOFTWARE, and
+// the extra HTTP_* variables tinyserve adds, which are checked on their
+// own). Deliberate differences: the CGI rows of DELIBERATE_DIFFERENCES.
+
+/// The variables the env scripts print (besides every `HTTP_*`).
+const CGI_ENV_PATTERN: &str = "AUTH_TYPE|CONTENT_LENGTH|CONTENT_TYPE|GATEWAY_INTERFACE|\
+PATH_INFO|PATH_TRANSLATED|QUERY_STRING|REMOTE_ADDR|REMOTE_HOST|REMOTE_USER|REQUEST_METHOD|\
+SCRIPT_NAME|SERVER_NAME|SERVER_PORT|SERVER_PROTOCOL|SERVER_SOFTWARE|HTTP_[A-Za-z0-9_]+";
+
+/// Prints the CGI variables one per line, sorted, then its arguments.
+fn env_sh() -> String {
+    format!(
+        "#!/bin/sh\n\
+         printf 'Content-Type: text/plain\\n\\n'\n\
+         env | LC_ALL=C sort | grep -E '^({CGI_ENV_PATTERN})='\n\
+         printf 'argc=%s\\n' \"$#\"\n\
+         for a in \"$@\"; do printf 'arg=[%s]\\n' \"$a\"; done\n\
+         exit 0\n"
+    )
+}
+
+/// The same in Python (bytes in, bytes out, sorted by name).
+fn env_py() -> String {
+    format!(
+        "#!/usr/bin/python3\n\
+         import os, re, sys\n\
+         pat = re.compile(rb'^({CGI_ENV_PATTERN})$')\n\
+         out = sys.stdout.buffer\n\
+         out.write(b'Content-Type: text/plain\\n\\n')\n\
+         for k in sorted(os.environb):\n\
+         \x20   if pat.match(k):\n\
+         \x20       out.write(k + b'=' + os.environb[k] + b'\\n')\n\
+         out.write(b'argc=%d\\n' % (len(sys.argv) - 1))\n\
+         for a in sys.argv[1:]:\n\
+         \x20   out.write(b'arg=[' + os.fsencode(a) + b']\\n')\n"
+    )
+}
+
+/// CPython's test_httpservers `cgi_file1`.
+const FILE1_PY: &str = "#!/usr/bin/python3\n\
+print(\"Content-type: text/html\")\n\
+print()\n\
+print(\"Hello World\")\n";
+
+/// CPython's `cgi_file2`: reads a urlencoded POST body.
+const FILE2_PY: &str = "#!/usr/bin/python3\n\
+import os\n\
+import sys\n\
+import urllib.parse\n\
+\n\
+print(\"Content-type: text/html\")\n\
+print()\n\
+\n\
+content_length = int(os.environ[\"CONTENT_LENGTH\"])\n\
+query_string = sys.stdin.buffer.read(content_length)\n\
+params = {key.decode(\"utf-8\"): val.decode(\"utf-8\")\n\
+            for key, val in urllib.parse.parse_qsl(query_string)}\n\
+\n\
+print(\"%s, %s, %s\" % (params[\"spam\"], params[\"eggs\"], params[\"bacon\"]))\n";
+
+/// CPython's `cgi_file4`, for QUERY_STRING.
+const FILE4_PY: &str = "#!/usr/bin/python3\n\
+import os\n\
+\n\
+print(\"Content-type: text/html\")\n\
+print()\n\
+\n\
+print(os.environ[\"QUERY_STRING\"])\n";
+
+/// CPython's `cgi_file6` header (an extra header line before Content-type),
+/// with a fixed body instead of the whole environment.
+const FILE6_PY: &str = "#!/usr/bin/python3\n\
+print(\"X-ambv: was here\")\n\
+print(\"Content-type: text/html\")\n\
+print()\n\
+print(\"<pre>\")\n\
+print(\"</pre>\")\n";
+
+/// Builds the CGI document root.
+fn cgi_fixture() -> TempTree {
+    assert!(
+        std::path::Path::new("/usr/bin/python3").exists(),
+        "the CGI differential needs /usr/bin/python3 (the scripts' shebang: Python's server \
+         execs them as nobody, who cannot run an interpreter under /root)"
+    );
+    let t = TempTree::new("cgi-diff");
+    t.file("a.txt", b"static a.txt in the CGI root\n");
+    t.file("index.html", b"<p>cgi root index</p>\n");
+    let env = env_sh();
+    for p in ["cgi-bin/env.sh", "htbin/env.sh", "cgi-bin/sub/env.sh"] {
+        t.script(p, &env);
+    }
+    t.script("cgi-bin/env.py", &env_py());
+    t.script("cgi-bin/file1.py", FILE1_PY);
+    t.script("cgi-bin/sub/file.py", FILE1_PY);
+    t.script("cgi-bin/file2.py", FILE2_PY);
+    t.script("cgi-bin/file4.py", FILE4_PY);
+    t.script("cgi-bin/file6.py", FILE6_PY);
+    t.write_mode("cgi-bin/nonexec.py", FILE1_PY.as_bytes(), 0o644);
+    t.write_mode("cgi-bin/nonexec.sh", b"#!/bin/sh\necho hi\n", 0o644);
+    t.dir("cgi-bin/emptydir");
+    t.script(
+        "cgi-bin/echo.sh",
+        "#!/bin/sh\nprintf 'Content-Type: application/octet-stream\\n\\n'\n\
+         head -c \"${CONTENT_LENGTH:-0}\"\n",
+    );
+    t.script(
+        "cgi-bin/big.sh",
+        "#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\n'\nyes 0123456789abcdef | head -c 300000\n",
+    );
+    t.script(
+        "cgi-bin/crlf.sh",
+        "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\nX-B: two words\\r\\n\\r\\nbody\\r\\n'\n",
+    );
+    t.script(
+        "cgi-bin/length.sh",
+        "#!/bin/sh\nprintf 'Content-Type: text/plain\\nContent-Length: 6\\n\\nhello\\n'\n",
+    );
+    t.script(
+        "cgi-bin/status.sh",
+        "#!/bin/sh\nprintf 'Status: 404 Not Here\\nX-A: 1\\nContent-Type: text/plain\\n\\nnope\\n'\n",
+    );
+    t.script(
+        "cgi-bin/status201.sh",
+        "#!/bin/sh\nprintf 'Status: 201\\nContent-Type: text/plain\\n\\ncreated\\n'\n",
+    );
+    t.script(
+        "cgi-bin/status204.sh",
+        "#!/bin/sh\nprintf 'Status: 204 No Content\\n\\nignored body\\n'\n",
+    );
+    t.script(
+        "cgi-bin/statusok.sh",
+        "#!/bin/sh\nprintf 'Status: 200 OK\\nContent-Type: text/plain\\n\\nok\\n'\n",
+    );
+    t.script(
+        "cgi-bin/location.sh",
+        "#!/bin/sh\nprintf 'Location: http://example.com/x?y=1\\n\\nsee there\\n'\n",
+    );
+    t.script(
+        "cgi-bin/location301.sh",
+        "#!/bin/sh\nprintf 'Status: 301 Moved\\nLocation: http://example.com/\\n\\n'\n",
+    );
+    t.script(
+        "cgi-bin/localredirect.sh",
+        "#!/bin/sh\nprintf 'Location: /a.txt\\n\\n'\n",
+    );
+    t.script("cgi-bin/nohead.sh", "#!/bin/sh\necho hello world\n");
+    t.script("cgi-bin/silent.sh", "#!/bin/sh\nexit 0\n");
+    t
+}
+
+/// What Python is expected to answer (corpus sanity).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PyCgi {
+    /// `200 Script output follows` and the script's output.
+    Script,
+    /// An ordinary response with this code (error page, static file, 301).
+    Status(u16),
+}
+
+struct CgiCase {
+    name: String,
+    req: Vec<u8>,
+    py: PyCgi,
+    quirk: Option<Quirk>,
+}
+
+impl CgiCase {
+    fn quirk(mut self, q: Quirk) -> CgiCase {
+        self.quirk = Some(q);
+        self
+    }
+
+    /// The response body is an env listing (normalised before comparing).
+    fn is_env(&self) -> bool {
+        let t = request_target(&self.req);
+        self.py == PyCgi::Script && (contains(&t, b"env.sh") || contains(&t, b"env.py"))
+    }
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+fn cgi_case(name: impl Into<String>, req: impl AsRef<[u8]>, py: PyCgi) -> CgiCase {
+    CgiCase {
+        name: name.into(),
+        req: req.as_ref().to_vec(),
+        py,
+        quirk: None,
+    }
+}
+
+/// A case named after its request line, with headers.
+fn cgi_line(l: &str, headers: &[&str], py: PyCgi) -> CgiCase {
+    let name = if headers.is_empty() {
+        l.to_string()
+    } else {
+        format!("{l} [{}]", headers.join(" | "))
+    };
+    cgi_case(name, req(l, headers), py)
+}
+
+/// A request with a body (Content-Length added).
+fn req_body(l: &str, headers: &[&str], body: &[u8]) -> Vec<u8> {
+    let cl = format!("Content-Length: {}", body.len());
+    let mut hs: Vec<&str> = headers.to_vec();
+    hs.push(&cl);
+    let mut r = req(l, &hs);
+    r.extend_from_slice(body);
+    r
+}
+
+fn cgi_corpus() -> Vec<CgiCase> {
+    use PyCgi::{Script, Status as St};
+    let mut v: Vec<CgiCase> = Vec::new();
+    let mut add = |c: CgiCase| v.push(c);
+
+    // --- the environment, sh and python ----------------------------------
+    add(cgi_line("GET /cgi-bin/env.sh HTTP/1.0", &[], Script));
+    add(cgi_line(
+        "GET /cgi-bin/env.sh HTTP/1.1",
+        &["Host: example.org"],
+        Script,
+    ));
+    add(cgi_line(
+        "GET /cgi-bin/env.py HTTP/1.1",
+        &["Host: example.org"],
+        Script,
+    ));
+    add(cgi_line(
+        "GET /cgi-bin/env.py/x%2520y/?a=1 HTTP/1.0",
+        &[],
+        Script,
+    ));
+    add(cgi_line("GET /htbin/env.sh HTTP/1.0", &[], Script));
+    add(cgi_line("GET /cgi-bin/sub/env.sh HTTP/1.0", &[], Script));
+    add(cgi_line(
+        "GET /cgi-bin/env.sh/extra/path HTTP/1.0",
+        &[],
+        Script,
+    ));
+    add(cgi_line(
+        "GET /cgi-bin/env.sh/extra/path?q=1 HTTP/1.1",
+        &[],
+        Script,
+    ));
+    add(cgi_line("GET /cgi-bin/env.sh/ HTTP/1.0", &[], Script));
+    add(cgi_line(
+        "GET /cgi-bin/env.sh/a%2520b/ HTTP/1.0",
+        &[],
+        Script,
+    ));
+    add(cgi_line(
+        "GET /cgi-bin/env.sh/a/./b//c/../d HTTP/1.0",
+        &[],
+        Script,
+    ));
+    add(cgi_line(
+        "GET /cgi-bin/env.sh/%3Cx%3E&y HTTP/1.0",
+        &[],
+        Script,
+    ));
+    add(cgi_line("GET /cgi-bin/env.sh?a?b HTTP/1.0", &[], Script));
+    add(cgi_line(
+        "GET /cgi-bin/env.sh?x+y%20z HTTP/1.0",
+        &[],
+        Script,
+    ));
+    add(cgi_line("GET /cgi-bin/env.sh?k=v&x HTTP/1.0", &[], Script));
+    add(cgi_line("GET /cgi-bin/env.sh? HTTP/1.0", &[], Script));
+    add(cgi_line(
+        "GET /cgi-bin/env.sh?a=1#frag HTTP/1.0",
+        &[],
+        Script,
+    ));
+    add(cgi_line("GET //cgi-bin/env.sh HTTP/1.0", &[], Script));
+    add(cgi_line(
+        "GET /cgi-bin/../cgi-bin/env.sh HTTP/1.0",
+        &[],
+        Script,
+    ));
+    add(cgi_line(
+        "GET /htbin/../cgi-bin/env.sh HTTP/1.0",
+        &[],
+        Script,
+    ));
+    add(cgi_line("GET /cgi-bin/sub/../env.sh HTTP/1.0", &[], Script));
+    add(cgi_line("GET /cgi-bin/./env.sh HTTP/1.0", &[], Script));
+    add(cgi_line("GET /cgi-bin%2fenv.sh HTTP/1.0", &[], Script));
+    add(cgi_line("GET /cgi%2Dbin/env.sh HTTP/1.0", &[], Script));
+    add(cgi_line("GET cgi-bin/env.sh HTTP/1.0", &[], Script));
+    add(cgi_line(
+        "GET /cgi-bin/env.sh HTTP/1.1",
+        &["Connection: close"],
+        Script,
+    ));
+    add(cgi_line(
+        "GET /cgi-bin/env.sh HTTP/1.0",
+        &["Connection: keep-alive"],
+        Script,
+    ));
+    // Authorization: AUTH_TYPE and REMOTE_USER as Python decodes them.
+    for auth in [
+        "Basic dXNlcjpwYXNz",     // user:pass
+        "basic dXNlcjpwYXNz",     // scheme case
+        "Basic dXNlcjpwYTpzcw==", // user:pa:ss: three fields, no user
+        "Basic dXNlcjpwYXNzMQ==", // user:pass1
+        "Basic dXNlcjpwYXNzMQ",   // the same without its padding
+        "Basic w6k6eA==",         // non-ASCII user
+        "Basic !!!",              // not base64 at all
+        "Bearer abc.def",         // another scheme
+        "Basic",                  // one word
+        "Basic a b",              // three words
+    ] {
+        let h = format!("Authorization: {auth}");
+        add(cgi_line("GET /cgi-bin/env.sh HTTP/1.0", &[&h], Script));
+    }
+    // Headers Python maps, and ones only tinyserve passes on.
+    add(cgi_line(
+        "GET /cgi-bin/env.sh HTTP/1.0",
+        &["Accept: text/html", "ACCEPT: text/plain"],
+        Script,
+    ));
+    add(cgi_line(
+        "GET /cgi-bin/env.sh HTTP/1.0",
+        &["Accept:", "Accept: text/plain"],
+        Script,
+    ));
+    add(cgi_line(
+        "GET /cgi-bin/env.sh HTTP/1.0",
+        &["Cookie: a=1", "Cookie:", "cookie: b=2"],
+        Script,
+    ));
+    add(cgi_line(
+        "GET /cgi-bin/env.sh HTTP/1.0",
+        &[
+            "Referer: http://r.example/",
+            "User-Agent: ua/1.0",
+            "User-Agent: ua/2.0",
+        ],
+        Script,
+    ));
+    add(cgi_line(
+        "GET /cgi-bin/env.sh HTTP/1.0",
+        &["Referer:", "User-Agent:", "Content-Type: application/json"],
+        Script,
+    ));
+    add(cgi_line(
+        "GET /cgi-bin/env.sh HTTP/1.1",
+        &[
+            "Host: a.example",
+            "X-Custom-Thing: 1",
+            "x-custom-thing: 2",
+            "Proxy: http://evil.example/",
+            "Authorization: Basic dXNlcjpwYXNz",
+            "If-None-Match: \"x\"",
+        ],
+        Script,
+    ));
+    add(cgi_case(
+        "GET with a body to env.sh",
+        req_body(
+            "GET /cgi-bin/env.sh HTTP/1.0",
+            &["Content-Type: text/plain"],
+            b"hello",
+        ),
+        Script,
+    ));
+    add(cgi_case(
+        "POST form to env.sh",
+        req_body(
+            "POST /cgi-bin/env.sh?q=1 HTTP/1.1",
+            &["Content-Type: application/x-www-form-urlencoded"],
+            b"a=1&b=2",
+        ),
+        Script,
+    ));
+
+    // --- CPython's CGIHTTPServerTestCase ---------------------------------
+    add(cgi_line("GET /cgi-bin/file1.py HTTP/1.0", &[], Script));
+    add(cgi_line("GET /cgi-bin/file1.py HTTP/1.1", &[], Script));
+    add(cgi_line("GET /cgi-bin/invalid HTTP/1.0", &[], St(404)));
+    add(cgi_line(
+        "GET ///////////nocgi.py/../cgi-bin/nothere.sh HTTP/1.0",
+        &[],
+        St(404),
+    ));
+    add(cgi_line(
+        "GET /cgi-bin/file1.py HTTP/1.0",
+        &["Authorization: Basic dXNlcm5hbWU6cGFzcw=="],
+        Script,
+    ));
+    add(cgi_line("GET cgi-bin/file1.py HTTP/1.0", &[], Script));
+    add(cgi_line("GET /cgi-bin%2ffile1.py HTTP/1.0", &[], Script));
+    add(cgi_line(
+        "GET /cgi-bin/../cgi-bin/file1.py HTTP/1.0",
+        &[],
+        Script,
+    ));
+    add(cgi_line("GET //cgi-bin/file1.py HTTP/1.0", &[], Script));
+    add(cgi_line("GET /cgi-bin/sub/file.py HTTP/1.0", &[], Script));
+    add(cgi_line(
+        "GET /cgi-bin/file4.py?a=b?c=d HTTP/1.0",
+        &[],
+        Script,
+    ));
+    add(cgi_line(
+        "GET /cgi-bin/file4.py?k=aa%2F%2Fbb&//q//p//=//a//b// HTTP/1.0",
+        &[],
+        Script,
+    ));
+    add(cgi_line("GET /cgi-bin/file1.py?a?b HTTP/1.0", &[], Script));
+    add(cgi_line(
+        "GET /cgi-bin/file1.py/extra/path HTTP/1.0",
+        &[],
+        Script,
+    ));
+    add(cgi_line("GET /cgi-bin/file6.py HTTP/1.0", &[], Script));
+    add(cgi_case(
+        "POST urlencoded form to file2.py",
+        req_body(
+            "POST /cgi-bin/file2.py HTTP/1.0",
+            &["Content-Type: application/x-www-form-urlencoded"],
+            b"spam=1&eggs=python&bacon=123456",
+        ),
+        Script,
+    ));
+    add(cgi_case(
+        "POST urlencoded form to file2.py, HTTP/1.1",
+        req_body(
+            "POST /cgi-bin/file2.py HTTP/1.1",
+            &["Content-Type: application/x-www-form-urlencoded"],
+            b"spam=1&eggs=python&bacon=123456",
+        ),
+        Script,
+    ));
+    add(cgi_line("GET /cgi-bin/ HTTP/1.0", &[], St(403)));
+    add(cgi_line("GET /cgi-bin/emptydir HTTP/1.0", &[], St(403)));
+    add(cgi_line("GET /cgi-bin/emptydir/ HTTP/1.0", &[], St(403)));
+    add(cgi_line("GET /cgi-bin/sub HTTP/1.0", &[], St(403)));
+    add(cgi_line("GET /cgi-bin/sub/ HTTP/1.0", &[], St(403)));
+    add(cgi_line("GET /cgi-bin/nonexec.py HTTP/1.0", &[], St(403)));
+    add(cgi_line("GET /cgi-bin/nonexec.sh HTTP/1.1", &[], St(403)));
+    add(cgi_line(
+        "GET /cgi-bin/missing/extra HTTP/1.0",
+        &[],
+        St(404),
+    ));
+    add(cgi_line("HEAD /cgi-bin/invalid HTTP/1.0", &[], St(404)));
+    add(cgi_case(
+        "POST to a static file",
+        req_body("POST /a.txt HTTP/1.0", &[], b"x=1"),
+        St(501),
+    ));
+    add(cgi_line("POST / HTTP/1.1", &[], St(501)));
+    add(cgi_line("POST /nonexistent HTTP/1.0", &[], St(501)));
+    add(cgi_line("PUT /cgi-bin/file1.py HTTP/1.0", &[], St(501)));
+    add(cgi_line("DELETE /cgi-bin/env.sh HTTP/1.1", &[], St(501)));
+    add(cgi_line("GET /cgi-bin HTTP/1.0", &[], St(301)));
+    add(cgi_line("GET /htbin HTTP/1.1", &[], St(301)));
+    add(cgi_line("GET /a.txt HTTP/1.0", &[], St(200)));
+    add(cgi_line("GET / HTTP/1.1", &[], St(200)));
+    add(cgi_line("GET /cgi-bin/../a.txt HTTP/1.0", &[], St(200)));
+    add(cgi_line("GET /cgi-bin/%2e%2e/a.txt HTTP/1.0", &[], St(200)));
+    add(cgi_line("GET /cgi-binx/env.sh HTTP/1.0", &[], St(404)));
+    add(cgi_line("GET /a/cgi-bin/env.sh HTTP/1.0", &[], St(404)));
+
+    // --- outputs and bodies ---------------------------------------------------
+    add(cgi_line("GET /cgi-bin/crlf.sh HTTP/1.0", &[], Script));
+    add(cgi_line("GET /cgi-bin/crlf.sh HTTP/1.1", &[], Script));
+    add(cgi_line("GET /cgi-bin/length.sh HTTP/1.1", &[], Script));
+    add(cgi_line("GET /cgi-bin/big.sh HTTP/1.0", &[], Script));
+    add(cgi_line("GET /cgi-bin/big.sh HTTP/1.1", &[], Script));
+    {
+        let body: Vec<u8> = (0..100_000u32).map(|i| (i * 31 % 251) as u8).collect();
+        add(cgi_case(
+            "POST 100 kB to echo.sh, HTTP/1.0",
+            req_body("POST /cgi-bin/echo.sh HTTP/1.0", &[], &body),
+            Script,
+        ));
+        add(cgi_case(
+            "POST 100 kB to echo.sh, HTTP/1.1",
+            req_body("POST /cgi-bin/echo.sh HTTP/1.1", &[], &body),
+            Script,
+        ));
+    }
+    add(cgi_case(
+        "POST empty body to echo.sh",
+        req_body("POST /cgi-bin/echo.sh HTTP/1.1", &[], b""),
+        Script,
+    ));
+    add(cgi_case(
+        "POST to echo.sh with Expect: 100-continue",
+        req_body(
+            "POST /cgi-bin/echo.sh HTTP/1.1",
+            &["Expect: 100-continue"],
+            b"after continue",
+        ),
+        Script,
+    ));
+
+    // --- deliberate differences -------------------------------------------------
+    for l in [
+        "GET /cgi-bin/status.sh HTTP/1.0",
+        "GET /cgi-bin/status.sh HTTP/1.1",
+        "GET /cgi-bin/status201.sh HTTP/1.1",
+        "GET /cgi-bin/status204.sh HTTP/1.1",
+        "GET /cgi-bin/statusok.sh HTTP/1.0",
+        "GET /cgi-bin/location.sh HTTP/1.0",
+        "GET /cgi-bin/location.sh HTTP/1.1",
+        "GET /cgi-bin/location301.sh HTTP/1.1",
+        "GET /cgi-bin/localredirect.sh HTTP/1.0",
+        "GET /cgi-bin/localredirect.sh HTTP/1.1",
+        "HEAD /cgi-bin/status.sh HTTP/1.0",
+    ] {
+        add(cgi_line(l, &[], Script).quirk(Quirk::CgiOutputHeader));
+    }
+    for l in [
+        "HEAD /cgi-bin/file1.py HTTP/1.0",
+        "HEAD /cgi-bin/file1.py HTTP/1.1",
+        "HEAD /cgi-bin/env.sh HTTP/1.1",
+        "HEAD /cgi-bin/big.sh HTTP/1.1",
+    ] {
+        add(cgi_line(l, &[], Script).quirk(Quirk::CgiHead));
+    }
+    for l in [
+        "GET /cgi-bin/nohead.sh HTTP/1.0",
+        "GET /cgi-bin/nohead.sh HTTP/1.1",
+        "GET /cgi-bin/silent.sh HTTP/1.0",
+        "GET /cgi-bin/silent.sh HTTP/1.1",
+    ] {
+        add(cgi_line(l, &[], Script).quirk(Quirk::CgiInvalidHeader));
+    }
+    v
+}
+
+/// One side's answer to a CGI request, reduced to what is compared.
+#[derive(Debug, Default)]
+struct CgiView {
+    /// Status lines of interim (1xx) responses.
+    interim: Vec<String>,
+    /// The final response; for Python's script output its headers are
+    /// Server, Date and the script's header lines.
+    resp: Option<Response>,
+    /// Python only: the answer is `200 Script output follows`.
+    script_output: bool,
+    /// Python only: the script's header lines (what came after Date up to
+    /// the first blank line); `None` when there was no blank line at all.
+    script_headers: Option<Vec<(String, String)>>,
+}
+
+/// Python's answer: interim responses, then either an ordinary response or
+/// `200 Script output follows` + Server + Date + the raw script output.
+fn parse_python_cgi(raw: &[u8], head: bool) -> Result<CgiView, String> {
+    let mut view = CgiView::default();
+    let mut rest = raw;
+    loop {
+        if rest.is_empty() {
+            return Ok(view);
+        }
+        let first_line_end = rest
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .ok_or_else(|| format!("no status line: {}", escape_bytes(rest, 100)))?;
+        let status_line = String::from_utf8_lossy(&rest[..first_line_end]).into_owned();
+        if status_line.ends_with(" 200 Script output follows") {
+            // Status line, Server, Date: Python's own lines, CRLF-terminated.
+            let mut pos = 0;
+            let mut own = Vec::new();
+            for _ in 0..3 {
+                let e = rest[pos..]
+                    .windows(2)
+                    .position(|w| w == b"\r\n")
+                    .ok_or("python's own header lines are incomplete")?;
+                own.push(String::from_utf8_lossy(&rest[pos..pos + e]).into_owned());
+                pos += e + 2;
+            }
+            if !own[1].starts_with("Server:") || !own[2].starts_with("Date:") {
+                return Err(format!("unexpected python head {own:?}"));
+            }
+            let output = &rest[pos..];
+            let mut resp = Response::body_only(Vec::new());
+            resp.status_line = Some(status_line.clone());
+            resp.version = status_line.split(' ').next().map(str::to_string);
+            resp.status = Some(200);
+            resp.reason = Some("Script output follows".into());
+            // The script's header block ends at the first empty line.
+            let mut headers = Vec::new();
+            let mut p = 0;
+            let mut complete = false;
+            while let Some(nl) = output[p..].iter().position(|&b| b == b'\n') {
+                let line = &output[p..p + nl];
+                let line = line.strip_suffix(b"\r").unwrap_or(line);
+                p += nl + 1;
+                if line.is_empty() {
+                    complete = true;
+                    break;
+                }
+                let l = String::from_utf8_lossy(line);
+                match l.split_once(':') {
+                    Some((n, v)) => headers.push((n.to_string(), v.trim().to_string())),
+                    None => headers.push((l.into_owned(), String::new())),
+                }
+            }
+            if complete {
+                resp.body = output[p..].to_vec();
+                resp.headers = headers.clone();
+                view.script_headers = Some(headers);
+            } else {
+                resp.body = output.to_vec();
+            }
+            view.script_output = true;
+            view.resp = Some(resp);
+            return Ok(view);
+        }
+        let (r, n) = Response::parse_head(rest)?;
+        if r.status.is_some_and(|s| (100..200).contains(&s)) {
+            view.interim.push(status_line);
+            rest = &rest[n..];
+            continue;
+        }
+        let mut all = Response::parse_stream(rest, head)?;
+        view.resp = all.pop();
+        return Ok(view);
+    }
+}
+
+/// tinyserve's answer: interim responses and the final one (de-chunked).
+fn parse_tinyserve_cgi(raw: &[u8], head: bool) -> Result<CgiView, String> {
+    let mut all = Response::parse_stream(raw, head)?;
+    let resp = all.pop();
+    Ok(CgiView {
+        interim: all.iter().filter_map(|r| r.status_line.clone()).collect(),
+        resp,
+        ..CgiView::default()
+    })
+}
+
+/// Headers that frame the body: tinyserve's business, not the script's.
+const FRAMING_HEADERS: [&str; 3] = ["Connection", "Transfer-Encoding", "Content-Length"];
+
+/// tinyserve's headers for a script's output, without Server, Date and
+/// the framing headers (and without `Content-Length` only when the script
+/// itself did not send one).
+fn ts_script_headers(t: &Response, script_sent_length: bool) -> Vec<(String, String)> {
+    t.headers
+        .iter()
+        .filter(|(n, _)| {
+            !ignored_header(n)
+                && !FRAMING_HEADERS.iter().any(|f| {
+                    n.eq_ignore_ascii_case(f) && !(script_sent_length && *f == "Content-Length")
+                })
+        })
+        .cloned()
+        .collect()
+}
+
+/// The request's header lines as (name, value).
+fn request_headers(req: &[u8]) -> Vec<(String, String)> {
+    let head_end = req
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(req.len());
+    String::from_utf8_lossy(&req[..head_end])
+        .split("\r\n")
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.to_string(), v.trim().to_string()))
+        .collect()
+}
+
+/// Normalises an env listing for comparison: `SERVER_PORT` must be the
+/// server's own port and `SERVER_SOFTWARE` non-empty (both replaced by
+/// placeholders); on tinyserve's side the `HTTP_*` variables Python does
+/// not set are taken out and checked against the request: one per request
+/// header (RFC 3875 4.1.18), `HTTP_HOST` present when there is a Host
+/// header, never `HTTP_PROXY` nor `HTTP_AUTHORIZATION`.
+fn normalise_env(
+    body: &[u8],
+    port: u16,
+    req: &[u8],
+    tinyserve: bool,
+    d: &mut Vec<String>,
+) -> Vec<u8> {
+    let who = if tinyserve { "tinyserve" } else { "python" };
+    let mut out = Vec::new();
+    let mut extras: Vec<(String, String)> = Vec::new();
+    let mut saw_port = false;
+    for line in body.split_inclusive(|&b| b == b'\n') {
+        let text = String::from_utf8_lossy(line);
+        let (name, value) = text
+            .trim_end_matches('\n')
+            .split_once('=')
+            .unwrap_or(("", ""));
+        if name == "SERVER_PORT" {
+            saw_port = true;
+            if value != port.to_string() {
+                d.push(format!(
+                    "env: {who} SERVER_PORT={value}, its port is {port}"
+                ));
+            }
+            out.extend_from_slice(b"SERVER_PORT=<own port>\n");
+        } else if name == "SERVER_SOFTWARE" {
+            if value.is_empty() {
+                d.push(format!("env: {who} SERVER_SOFTWARE is empty"));
+            }
+            out.extend_from_slice(b"SERVER_SOFTWARE=<software>\n");
+        } else if tinyserve && name.starts_with("HTTP_") && !PYTHON_CGI_VARS.contains(&name) {
+            extras.push((name.to_string(), value.to_string()));
+        } else {
+            out.extend_from_slice(line);
+        }
+    }
+    if !saw_port {
+        d.push(format!("env: {who} has no SERVER_PORT"));
+    }
+    if tinyserve {
+        let headers = request_headers(req);
+        let var = |n: &str| format!("HTTP_{}", n.to_ascii_uppercase().replace('-', "_"));
+        for bad in ["HTTP_PROXY", "HTTP_AUTHORIZATION"] {
+            if extras.iter().any(|(n, _)| n == bad) {
+                d.push(format!("env: tinyserve sets {bad}"));
+            }
+        }
+        let hosts: Vec<&str> = headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("Host"))
+            .map(|(_, v)| v.as_str())
+            .collect();
+        let host = extras
+            .iter()
+            .find(|(n, _)| n == "HTTP_HOST")
+            .map(|(_, v)| v.as_str());
+        if !hosts.is_empty() && host != Some(hosts.join(", ").as_str()) {
+            d.push(format!(
+                "env: HTTP_HOST want {:?}, got {host:?}",
+                hosts.join(", ")
+            ));
+        }
+        for (n, _) in &extras {
+            if !headers.iter().any(|(h, _)| var(h) == *n) {
+                d.push(format!(
+                    "env: tinyserve sets {n}, which no request header names"
+                ));
+            }
+        }
+        let skip = ["content-type", "content-length", "authorization", "proxy"];
+        for (h, _) in &headers {
+            let v = var(h);
+            if skip.contains(&h.to_ascii_lowercase().as_str())
+                || PYTHON_CGI_VARS.contains(&v.as_str())
+            {
+                continue;
+            }
+            if !extras.iter().any(|(n, _)| *n == v) {
+                d.push(format!(
+                    "env: request header {h} did not reach the script as {v}"
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// Checks how tinyserve framed a script's body (Quirk::CgiFraming).
+fn check_cgi_framing(
+    t: &Response,
+    mode: &str,
+    req: &[u8],
+    script_length: Option<&str>,
+    d: &mut Vec<String>,
+) {
+    let first_line = req.split(|&b| b == b'\n').next().unwrap_or_default();
+    let client_11 = first_line.ends_with(b"HTTP/1.1\r") || first_line.ends_with(b"HTTP/1.1");
+    let conn_close = request_headers(req).iter().any(|(n, v)| {
+        n.eq_ignore_ascii_case("Connection")
+            && v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close"))
+    });
+    let status = t.status.unwrap_or(0);
+    let bodiless =
+        is_head_request(req) || (100..200).contains(&status) || status == 204 || status == 304;
+    let te = t.header("Transfer-Encoding");
+    let cl = t.header("Content-Length");
+    if bodiless {
+        if te.is_some() {
+            d.push(format!("framing: no body, yet Transfer-Encoding {te:?}"));
+        }
+        if cl != script_length {
+            d.push(format!(
+                "framing: Content-Length {cl:?}, the script said {script_length:?}"
+            ));
+        }
+        return;
+    }
+    if let Some(n) = script_length {
+        if cl != Some(n) || te.is_some() {
+            d.push(format!(
+                "framing: the script sent Content-Length {n}; tinyserve sent Content-Length {cl:?}, Transfer-Encoding {te:?}"
+            ));
+        }
+    } else if mode == "HTTP/1.1" && client_11 && !conn_close {
+        if te != Some("chunked") || cl.is_some() {
+            d.push(format!(
+                "framing: want chunked for an HTTP/1.1 client, got Transfer-Encoding {te:?}, Content-Length {cl:?}"
+            ));
+        }
+    } else {
+        if te.is_some() || cl.is_some() {
+            d.push(format!(
+                "framing: want the body delimited by closing, got Transfer-Encoding {te:?}, Content-Length {cl:?}"
+            ));
+        }
+        if mode == "HTTP/1.1"
+            && !t
+                .header("Connection")
+                .is_some_and(|v| v.eq_ignore_ascii_case("close"))
+        {
+            d.push(format!(
+                "framing: a close-delimited body in HTTP/1.1 mode needs Connection: close, got {:?}",
+                t.header("Connection")
+            ));
+        }
+    }
+}
+
+/// The standard reason phrase for the codes the scripts use.
+fn standard_phrase(code: u16) -> &'static str {
+    match code {
+        200 => "OK",
+        201 => "Created",
+        204 => "No Content",
+        301 => "Moved Permanently",
+        302 => "Found",
+        404 => "Not Found",
+        _ => "?",
+    }
+}
+
+struct CgiRun {
+    raw_p: RawExchange,
+    raw_t: RawExchange,
+    p: Result<CgiView, String>,
+    t: Result<CgiView, String>,
+}
+
+/// Compares one CGI exchange. Returns (kind, details, framing checked).
+fn compare_cgi(
+    c: &CgiCase,
+    mode: &str,
+    run: &CgiRun,
+    ports: (u16, u16),
+    root: &TempTree,
+    selftest: bool,
+) -> (OutcomeKind, Vec<String>, bool) {
+    let mut d = Vec::new();
+    let (p, t) = match (&run.p, &run.t) {
+        (Ok(p), Ok(t)) => (p, t),
+        (Err(e), _) => {
+            return (
+                OutcomeKind::CorpusError,
+                vec![format!("python unparsable: {e}")],
+                false,
+            );
+        }
+        (_, Err(e)) => {
+            return (
+                OutcomeKind::Mismatch,
+                vec![format!("tinyserve unparsable: {e}")],
+                false,
+            );
+        }
+    };
+    let Some(pr) = &p.resp else {
+        return (
+            OutcomeKind::CorpusError,
+            vec!["python sent no response".into()],
+            false,
+        );
+    };
+    // Corpus sanity.
+    let py_got = if p.script_output {
+        PyCgi::Script
+    } else {
+        PyCgi::Status(pr.status.unwrap_or(0))
+    };
+    if py_got != c.py {
+        return (
+            OutcomeKind::CorpusError,
+            vec![format!(
+                "python answered {py_got:?}, corpus expects {:?}",
+                c.py
+            )],
+            false,
+        );
+    }
+    let Some(tr) = &t.resp else {
+        return (
+            OutcomeKind::Mismatch,
+            vec!["tinyserve sent no response".into()],
+            false,
+        );
+    };
+    if let Err(e) = &run.raw_t.end {
+        d.push(format!("tinyserve did not close cleanly: {e}"));
+    }
+    if p.interim != t.interim {
+        d.push(format!(
+            "interim responses: python {:?} vs tinyserve {:?}",
+            p.interim, t.interim
+        ));
+    }
+    let head = is_head_request(&c.req);
+
+    // Not a script's output: compare everything, as the main test does.
+    if !p.script_output {
+        let mk = |raw: &RawExchange, v: &CgiView| Side {
+            raw: raw.clone(),
+            parsed: Ok(v.resp.iter().cloned().collect()),
+        };
+        d.extend(diff_exchange(&mk(&run.raw_p, p), &mk(&run.raw_t, t), &[]));
+        return (
+            if d.is_empty() {
+                OutcomeKind::Matched
+            } else {
+                OutcomeKind::Mismatch
+            },
+            d,
+            false,
+        );
+    }
+
+    let quirk = c.quirk.filter(|_| !selftest);
+    let script_headers = p.script_headers.clone();
+    let script_length = script_headers.as_ref().and_then(|h| {
+        h.iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case("Content-Length"))
+            .map(|(_, v)| v.clone())
+    });
+    let ts_headers = ts_script_headers(tr, script_length.is_some());
+    let mut py_body = pr.body.clone();
+    let mut ts_body = tr.body.clone();
+    if c.is_env() {
+        py_body = normalise_env(&py_body, ports.0, &c.req, false, &mut d);
+        if !ts_body.is_empty() {
+            ts_body = normalise_env(&ts_body, ports.1, &c.req, true, &mut d);
+        }
+    }
+    let body_diff = |want: &[u8], got: &[u8], d: &mut Vec<String>| {
+        if want != got {
+            let i = first_diff(want, got);
+            let from = i.saturating_sub(20);
+            d.push(format!(
+                "body: want {} bytes, tinyserve {} bytes, first difference at byte {i}: want ...{}... got ...{}...",
+                want.len(),
+                got.len(),
+                escape_bytes(want.get(from..).unwrap_or_default(), 80),
+                escape_bytes(got.get(from..).unwrap_or_default(), 80),
+            ));
+        }
+    };
+    let framing_checked = match quirk {
+        None | Some(Quirk::CgiHead) => {
+            let Some(sh) = &script_headers else {
+                return (
+                    OutcomeKind::CorpusError,
+                    vec!["corpus: the script printed no header block".into()],
+                    false,
+                );
+            };
+            if quirk == Some(Quirk::CgiHead) && (!head || pr.body.is_empty()) {
+                return (
+                    OutcomeKind::CorpusError,
+                    vec!["corpus: CgiHead needs a HEAD request to a script with a body".into()],
+                    false,
+                );
+            }
+            if pr.status_line != tr.status_line {
+                d.push(format!(
+                    "status line: python {:?} vs tinyserve {:?}",
+                    pr.status_line, tr.status_line
+                ));
+            }
+            if *sh != ts_headers {
+                d.push(format!(
+                    "script headers: python {sh:?} vs tinyserve {ts_headers:?}"
+                ));
+            }
+            let want: &[u8] = if head { b"" } else { &py_body };
+            body_diff(want, &ts_body, &mut d);
+            check_cgi_framing(tr, mode, &c.req, script_length.as_deref(), &mut d);
+            !head
+        }
+        Some(Quirk::CgiOutputHeader) => {
+            let Some(sh) = &script_headers else {
+                return (
+                    OutcomeKind::CorpusError,
+                    vec!["corpus: no header block".into()],
+                    false,
+                );
+            };
+            let get = |n: &str| {
+                sh.iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(n))
+                    .map(|(_, v)| v.as_str())
+            };
+            let version = mode;
+            let (code, reason, passed): (u16, String, Vec<(String, String)>) =
+                match (get("Status"), get("Location")) {
+                    (Some(st), _) => {
+                        let code: u16 = st[..3].parse().expect("corpus Status");
+                        let r = st[3..].trim();
+                        let r = if r.is_empty() {
+                            standard_phrase(code).to_string()
+                        } else {
+                            r.to_string()
+                        };
+                        let passed = sh
+                            .iter()
+                            .filter(|(n, _)| !n.eq_ignore_ascii_case("Status"))
+                            .cloned()
+                            .collect();
+                        (code, r, passed)
+                    }
+                    (None, Some(loc)) if loc.starts_with('/') => {
+                        // Local redirect: the path is served in place.
+                        let file = root.path(loc.trim_start_matches('/'));
+                        let want = std::fs::read(&file).expect("local redirect target");
+                        let st = format!("{version} 200 OK");
+                        if tr.status_line.as_deref() != Some(st.as_str()) {
+                            d.push(format!(
+                                "local redirect to {loc}: want {st:?}, got {:?}",
+                                tr.status_line
+                            ));
+                        }
+                        if tr.header("Location").is_some() {
+                            d.push(format!(
+                                "local redirect to {loc}: the Location header went to the client"
+                            ));
+                        }
+                        let want: &[u8] = if head { b"" } else { &want };
+                        body_diff(want, &tr.body, &mut d);
+                        if tr.content_length()
+                            != Some(std::fs::metadata(&file).unwrap().len() as usize)
+                        {
+                            d.push(format!(
+                                "local redirect to {loc}: Content-Length {:?}",
+                                tr.header("Content-Length")
+                            ));
+                        }
+                        let kind = if d.is_empty() {
+                            OutcomeKind::Deliberate(Quirk::CgiOutputHeader)
+                        } else {
+                            OutcomeKind::Mismatch
+                        };
+                        return (kind, d, false);
+                    }
+                    (None, Some(_)) => (302, "Found".to_string(), sh.clone()),
+                    (None, None) => {
+                        return (
+                            OutcomeKind::CorpusError,
+                            vec!["corpus: no Status/Location".into()],
+                            false,
+                        );
+                    }
+                };
+            let want_line = format!("{version} {code} {reason}");
+            if tr.status_line.as_deref() != Some(want_line.as_str()) {
+                d.push(format!(
+                    "status line: want {want_line:?}, got {:?}",
+                    tr.status_line
+                ));
+            }
+            if passed != ts_headers {
+                d.push(format!(
+                    "script headers: want {passed:?}, got {ts_headers:?}"
+                ));
+            }
+            let bodiless = head || (100..200).contains(&code) || code == 204 || code == 304;
+            let want: &[u8] = if bodiless { b"" } else { &py_body };
+            body_diff(want, &ts_body, &mut d);
+            check_cgi_framing(tr, mode, &c.req, script_length.as_deref(), &mut d);
+            !bodiless
+        }
+        Some(Quirk::CgiInvalidHeader) => {
+            if script_headers.is_some() && !pr.body.is_empty() {
+                return (
+                    OutcomeKind::CorpusError,
+                    vec!["corpus: the script did print a header block".into()],
+                    false,
+                );
+            }
+            match parse_error_body(&tr.body) {
+                Some((502, msg)) => {
+                    check_status_line(tr, mode, 502, &msg, &mut d);
+                    check_error_headers(tr, tr.body.len(), &mut d);
+                }
+                _ => d.push(format!(
+                    "want a 502 error page, got {:?} with body {}",
+                    tr.status_line,
+                    escape_bytes(&tr.body, 100)
+                )),
+            }
+            false
+        }
+        Some(q) => {
+            return (
+                OutcomeKind::CorpusError,
+                vec![format!("{q:?} is not a CGI quirk")],
+                false,
+            );
+        }
+    };
+    let kind = match (d.is_empty(), quirk) {
+        (false, _) => OutcomeKind::Mismatch,
+        (true, Some(q)) => OutcomeKind::Deliberate(q),
+        (true, None) => OutcomeKind::Matched,
+    };
+    (kind, d, framing_checked)
+}
+
+/// Deadline for one CGI exchange (a python script starts in ~50 ms).
+const CGI_EXCHANGE_TIMEOUT: Duration = Duration::from_secs(8);
+
+#[test]
+fn differential_cgi_against_python() {
+    let started = Instant::now();
+    let py = python();
+    let selftest = std::env::var_os("TINYSERVE_DIFF_SELFTEST").is_some();
+    let only = std::env::var("TINYSERVE_DIFF_ONLY").ok();
+    let verbose = std::env::var_os("TINYSERVE_DIFF_VERBOSE").is_some();
+    let root = cgi_fixture();
+    let servers: Vec<(Server, Server)> = MODES
+        .iter()
+        .map(|m| {
+            let p = Server::python_cgi(&root.root, m);
+            let t = if selftest {
+                Server::python_cgi(&root.root, m)
+            } else {
+                Server::tinyserve_with(&root.root, m, &["--cgi"])
+            };
+            (p, t)
+        })
+        .collect();
+    for (p, t) in &servers {
+        eprintln!(
+            "differential cgi: {} on {} | {} on {}",
+            p.label, p.port, t.label, t.port
+        );
+    }
+
+    let mut cases = cgi_corpus();
+    if let Some(o) = &only {
+        cases.retain(|c| c.name.contains(o.as_str()));
+    }
+    {
+        let mut seen = std::collections::HashSet::new();
+        for c in &cases {
+            assert!(
+                seen.insert(c.name.clone()),
+                "duplicate case name {:?}",
+                c.name
+            );
+        }
+    }
+    let n = cases.len();
+    let outcomes: Mutex<Vec<Outcome>> = Mutex::new(Vec::new());
+    par_for(n * MODES.len(), |job| {
+        let (ci, mi) = (job / MODES.len(), job % MODES.len());
+        let c = &cases[ci];
+        let mode = MODES[mi];
+        let (ps, ts) = &servers[mi];
+        let head = is_head_request(&c.req);
+        let raw_p = raw_request_opts(ps.addr(), &c.req, true, CGI_EXCHANGE_TIMEOUT);
+        let raw_t = raw_request_opts(ts.addr(), &c.req, true, CGI_EXCHANGE_TIMEOUT);
+        let run = CgiRun {
+            p: parse_python_cgi(&raw_p.bytes, head),
+            t: if selftest {
+                parse_python_cgi(&raw_t.bytes, head)
+            } else {
+                parse_tinyserve_cgi(&raw_t.bytes, head)
+            },
+            raw_p,
+            raw_t,
+        };
+        let (kind, details, framing) = if selftest {
+            // Python on both sides: the outputs must be equal byte for byte,
+            // but for the Date header and the env's own port.
+            let strip = |raw: &[u8], port: u16| {
+                let s = String::from_utf8_lossy(raw).into_owned();
+                s.lines()
+                    .filter(|l| !l.starts_with("Date:"))
+                    .map(|l| {
+                        if l.starts_with("SERVER_PORT=") {
+                            "SERVER_PORT=*".to_string()
+                        } else {
+                            l.to_string()
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+                    .replace(&port.to_string(), "<port>")
+            };
+            let a = strip(&run.raw_p.bytes, ps.port);
+            let b = strip(&run.raw_t.bytes, ts.port);
+            if a == b {
+                (OutcomeKind::Matched, vec![], false)
+            } else {
+                (
+                    OutcomeKind::Mismatch,
+                    vec![format!("selftest: outputs differ:\n{a}\n---\n{b}")],
+                    false,
+                )
+            }
+        } else {
+            compare_cgi(c, mode, &run, (ps.port, ts.port), &root, selftest)
+        };
+        let validators = !selftest
+            && matches!((&run.p, &run.t), (Ok(p), Ok(t)) if !p.script_output
+                && p.resp.as_ref().zip(t.resp.as_ref()).is_some_and(|(a, b)| !added_validators(a, b).0.is_empty()));
+        outcomes.lock().unwrap().push(Outcome {
+            name: c.name.clone(),
+            mode,
+            kind,
+            validators,
+            framing,
+            details,
+            req: c.req.clone(),
+            py: escape_bytes(&run.raw_p.bytes, 600),
+            ts: escape_bytes(&run.raw_t.bytes, 600),
+        });
+    });
+
+    let mut outcomes = outcomes.into_inner().unwrap();
+    outcomes.sort_by(|a, b| (a.name.as_str(), a.mode).cmp(&(b.name.as_str(), b.mode)));
+    let mut servers = servers;
+    let mut crashes = Vec::new();
+    for (mi, (p, t)) in servers.iter_mut().enumerate() {
+        for s in [p, t] {
+            if let Some(st) = s.try_exit_status() {
+                let log = s.log_lines();
+                crashes.push(format!(
+                    "{} ({}) EXITED during the run with {st}; last stderr lines:\n      {}",
+                    s.label,
+                    MODES[mi],
+                    log[log.len().saturating_sub(15)..].join("\n      ")
+                ));
+            }
+        }
+    }
+    for c in &crashes {
+        eprintln!("\n!!! {c}");
+    }
+    if verbose {
+        for o in &outcomes {
+            eprintln!("[{:?}] {} ({})", o.kind, o.name, o.mode);
+        }
+    }
+    let matched = outcomes
+        .iter()
+        .filter(|o| o.kind == OutcomeKind::Matched)
+        .count();
+    let deliberate = outcomes
+        .iter()
+        .filter(|o| matches!(o.kind, OutcomeKind::Deliberate(_)))
+        .count();
+    let bad: Vec<&Outcome> = outcomes
+        .iter()
+        .filter(|o| matches!(o.kind, OutcomeKind::Mismatch | OutcomeKind::CorpusError))
+        .collect();
+    print_deliberate(&outcomes, true);
+    print_mismatches(&bad);
+    eprintln!(
+        "\ndifferential cgi: {n} requests x 2 modes, {matched} matched, {deliberate} deliberate differences; {} mismatches; {:.1} s",
+        bad.len(),
+        started.elapsed().as_secs_f64()
+    );
+    println!(
+        "differential cgi: {n} requests x 2 modes, {matched} matched, {deliberate} deliberate differences"
+    );
+    assert!(crashes.is_empty(), "server crashed: {}", crashes.join("\n"));
+    assert!(
+        bad.is_empty(),
+        "{} CGI differential mismatches against {} (see the report above): {}",
         bad.len(),
         py.version,
         bad.iter()

@@ -22,6 +22,13 @@
 //! * [`fixture_tree`]: builds a throw-away document root full of awkward
 //!   names, symlinks and many file extensions; removed again on drop.
 //! * [`python_error_body`]: the exact error page Python's http.server sends.
+//! * [`dechunk`]: decodes a chunked body ([`Response::parse_stream`] and
+//!   [`Conn`] use it for `Transfer-Encoding: chunked` responses).
+//! * CGI: [`TempTree`] (a world-readable tree under /tmp for scripts that
+//!   run as `nobody`), [`Server::tinyserve_with`] / [`Server::python_cgi`]
+//!   (servers with the CGI variables scrubbed from their environment), and
+//!   `/proc` helpers: [`proc_stat`], [`child_pids`], [`proc_status_kib`],
+//!   [`process_gone`], [`wait_until`].
 //!
 //! Everything has short timeouts so that a hung server makes a test fail in
 //! seconds instead of hanging the suite.
@@ -633,6 +640,19 @@ impl Conn {
                         resp.body = self.buf[end.1..end.1 + n].to_vec();
                         self.buf.drain(..end.1 + n);
                     }
+                    BodyLen::Chunked => loop {
+                        if let Some((body, used)) = dechunk(&self.buf[end.1..])? {
+                            resp.body = body;
+                            self.buf.drain(..end.1 + used);
+                            break;
+                        }
+                        if !self.fill(deadline)? {
+                            return Err(format!(
+                                "EOF inside a chunked body: {}",
+                                escape_bytes(&self.buf[end.1..], 200)
+                            ));
+                        }
+                    },
                     BodyLen::ToEof => {
                         while self.fill(deadline)? {}
                         resp.body = self.buf[end.1..].to_vec();
@@ -727,6 +747,8 @@ pub struct Response {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BodyLen {
     Exactly(usize),
+    /// `Transfer-Encoding: chunked`: decoded with [`dechunk`].
+    Chunked,
     ToEof,
 }
 
@@ -776,12 +798,26 @@ impl Response {
             .and_then(|v| v.trim().parse().ok())
     }
 
+    /// True if the last transfer coding named by `Transfer-Encoding` is
+    /// `chunked` (the body is then delimited by the chunks, RFC 9112 6.3).
+    pub fn is_chunked(&self) -> bool {
+        self.headers_all("Transfer-Encoding")
+            .iter()
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .rfind(|t| !t.is_empty())
+            .is_some_and(|t| t.eq_ignore_ascii_case("chunked"))
+    }
+
     /// How the body of this response is delimited, given whether the request
     /// was HEAD.
     pub fn expected_body_len(&self, head_request: bool) -> BodyLen {
         let s = self.status.unwrap_or(200);
         if (100..200).contains(&s) || s == 204 || s == 304 || head_request {
             return BodyLen::Exactly(0);
+        }
+        if self.is_chunked() {
+            return BodyLen::Chunked;
         }
         match self.content_length() {
             Some(n) => BodyLen::Exactly(n),
@@ -868,6 +904,19 @@ impl Response {
                     r.body = rest[..len].to_vec();
                     rest = &rest[len..];
                 }
+                BodyLen::Chunked => match dechunk(rest)? {
+                    Some((body, used)) => {
+                        r.body = body;
+                        rest = &rest[used..];
+                    }
+                    None => {
+                        return Err(format!(
+                            "chunked body cut short after {} bytes (status {:?})",
+                            rest.len(),
+                            r.status_line
+                        ));
+                    }
+                },
                 BodyLen::ToEof => {
                     r.body = rest.to_vec();
                     rest = &[];
@@ -895,6 +944,72 @@ impl Response {
             escape_bytes(&self.body, max_body)
         ));
         s
+    }
+}
+
+/// Decodes a chunked body (RFC 9112 7.1) at the start of `b`.
+///
+/// `Ok(Some((body, used)))` once the last chunk and the trailer section are
+/// complete (`used` bytes of `b` taken, so pipelined bytes after it stay);
+/// `Ok(None)` when more bytes are needed; `Err` for a malformed encoding
+/// (size not hex, data not followed by CRLF, ...). Chunk extensions are
+/// skipped, trailers dropped. Strict about CRLF: tinyserve must send it.
+pub fn dechunk(b: &[u8]) -> Result<Option<(Vec<u8>, usize)>, String> {
+    let mut body = Vec::new();
+    let mut pos = 0;
+    let line_at = |pos: usize| -> Option<(usize, usize)> {
+        // (end of line content, start of next line)
+        b.get(pos..)?
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .map(|i| (pos + i, pos + i + 2))
+    };
+    loop {
+        let Some((line_end, next)) = line_at(pos) else {
+            if b.len() - pos > 1024 {
+                return Err(format!(
+                    "chunk size line too long: {}",
+                    escape_bytes(&b[pos..], 60)
+                ));
+            }
+            return Ok(None);
+        };
+        let line = &b[pos..line_end];
+        let size_part = line.split(|&c| c == b';').next().unwrap_or_default();
+        let size_str = std::str::from_utf8(size_part)
+            .map_err(|_| format!("chunk size not ASCII: {}", escape_bytes(line, 60)))?
+            .trim_matches([' ', '\t']);
+        if size_str.is_empty() || !size_str.bytes().all(|c| c.is_ascii_hexdigit()) {
+            return Err(format!("bad chunk size line {:?}", escape_bytes(line, 60)));
+        }
+        let size = usize::from_str_radix(size_str, 16)
+            .map_err(|e| format!("chunk size {size_str:?}: {e}"))?;
+        pos = next;
+        if size == 0 {
+            // Trailer section: header lines up to an empty line.
+            loop {
+                let Some((line_end, next)) = line_at(pos) else {
+                    return Ok(None);
+                };
+                let empty = line_end == pos;
+                pos = next;
+                if empty {
+                    return Ok(Some((body, pos)));
+                }
+            }
+        }
+        if b.len() < pos + size + 2 {
+            return Ok(None);
+        }
+        body.extend_from_slice(&b[pos..pos + size]);
+        pos += size;
+        if &b[pos..pos + 2] != b"\r\n" {
+            return Err(format!(
+                "chunk of {size} bytes not followed by CRLF: {}",
+                escape_bytes(&b[pos..], 40)
+            ));
+        }
+        pos += 2;
     }
 }
 
@@ -1188,4 +1303,246 @@ pub fn fixture_tree() -> Fixture {
 /// `OsString` from raw bytes (for names that are not UTF-8).
 pub fn os(bytes: &[u8]) -> OsString {
     OsStr::from_bytes(bytes).to_os_string()
+}
+
+// ---------------------------------------------------------------------------
+// CGI helpers: a world-readable tree under /tmp, servers with --cgi, /proc
+// ---------------------------------------------------------------------------
+
+/// A throw-away directory tree for CGI tests, removed on drop (kept with
+/// `TINYSERVE_KEEP_FIXTURE=1`).
+///
+/// It lives under `/tmp` (never under `/root`): run as root, both
+/// tinyserve and Python's CGI server run scripts as `nobody`, who must be
+/// able to enter every directory on the way and read and execute the
+/// scripts. Directories are 0755, files 0644, scripts 0755; the root path is
+/// canonical (no symlinks), so it equals the server's idea of the document
+/// root and `PATH_TRANSLATED` compares as text.
+pub struct TempTree {
+    pub root: PathBuf,
+}
+
+impl TempTree {
+    /// Creates `/tmp/tinyserve-PREFIX-PID-N-NANOS` (mode 0755).
+    pub fn new(prefix: &str) -> TempTree {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let name = format!(
+            "tinyserve-{prefix}-{}-{}-{nanos}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        );
+        let tmp = Path::new("/tmp");
+        let tmp_mode = fs::metadata(tmp)
+            .map(|m| m.permissions().mode())
+            .unwrap_or(0);
+        assert!(
+            tmp_mode & 0o001 != 0,
+            "/tmp must be world-executable for CGI tests (mode {tmp_mode:o})"
+        );
+        let root = tmp.join(name);
+        make_dir(&root);
+        let root = root.canonicalize().expect("canonicalize temp tree");
+        TempTree { root }
+    }
+
+    /// `root.join(rel)`.
+    pub fn path(&self, rel: impl AsRef<Path>) -> PathBuf {
+        self.root.join(rel)
+    }
+
+    /// The root as &str (always ASCII).
+    pub fn root_str(&self) -> &str {
+        self.root.to_str().expect("temp tree root is ASCII")
+    }
+
+    /// `mkdir -p` with every created directory 0755.
+    pub fn dir(&self, rel: &str) -> PathBuf {
+        let mut p = self.root.clone();
+        for part in rel.split('/').filter(|s| !s.is_empty()) {
+            p.push(part);
+            if !p.is_dir() {
+                make_dir(&p);
+            }
+        }
+        p
+    }
+
+    /// Writes a file (0644), creating its parent directories.
+    pub fn file(&self, rel: &str, contents: &[u8]) -> PathBuf {
+        self.write_mode(rel, contents, 0o644)
+    }
+
+    /// Writes an executable script (0755), creating its parent directories.
+    pub fn script(&self, rel: &str, contents: &str) -> PathBuf {
+        self.write_mode(rel, contents.as_bytes(), 0o755)
+    }
+
+    /// Writes a file with `mode`, creating its parent directories.
+    pub fn write_mode(&self, rel: &str, contents: &[u8], mode: u32) -> PathBuf {
+        if let Some((parent, _)) = rel.rsplit_once('/') {
+            self.dir(parent);
+        }
+        let p = self.root.join(rel);
+        fs::write(&p, contents).unwrap_or_else(|e| panic!("write {}: {e}", p.display()));
+        fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
+        p
+    }
+}
+
+impl Drop for TempTree {
+    fn drop(&mut self) {
+        if std::env::var_os("TINYSERVE_KEEP_FIXTURE").is_some() {
+            eprintln!("keeping temp tree {}", self.root.display());
+            return;
+        }
+        let _ = fs::remove_dir_all(&self.root);
+    }
+}
+
+/// Names of the CGI meta-variables (RFC 3875 section 4.1) that Python's
+/// `CGIHTTPRequestHandler` sets.
+pub const PYTHON_CGI_VARS: &[&str] = &[
+    "AUTH_TYPE",
+    "CONTENT_LENGTH",
+    "CONTENT_TYPE",
+    "GATEWAY_INTERFACE",
+    "HTTP_ACCEPT",
+    "HTTP_COOKIE",
+    "HTTP_REFERER",
+    "HTTP_USER_AGENT",
+    "PATH_INFO",
+    "PATH_TRANSLATED",
+    "QUERY_STRING",
+    "REMOTE_ADDR",
+    "REMOTE_HOST",
+    "REMOTE_USER",
+    "REQUEST_METHOD",
+    "SCRIPT_NAME",
+    "SERVER_NAME",
+    "SERVER_PORT",
+    "SERVER_PROTOCOL",
+    "SERVER_SOFTWARE",
+];
+
+/// Removes from `cmd`'s environment every variable a CGI server sets for
+/// its scripts (the [`PYTHON_CGI_VARS`], any `HTTP_*`, `REMOTE_IDENT`), so
+/// that what a script sees comes from the request, not from the test
+/// runner's environment (both servers pass their own environment on).
+pub fn scrub_cgi_env(cmd: &mut Command) {
+    for (k, _) in std::env::vars_os() {
+        let Some(k) = k.to_str() else { continue };
+        if k.starts_with("HTTP_") || k == "REMOTE_IDENT" || PYTHON_CGI_VARS.contains(&k) {
+            cmd.env_remove(k);
+        }
+    }
+}
+
+impl Server {
+    /// Starts `tinyserve -b 127.0.0.1 -d DIR -p PROTO EXTRA... 0` with the
+    /// CGI variables scrubbed from its environment (see [`scrub_cgi_env`]).
+    /// E.g. `Server::tinyserve_with(dir, "HTTP/1.1", &["--cgi"])`.
+    pub fn tinyserve_with(dir: &Path, proto: &str, extra: &[&str]) -> Server {
+        let mut cmd = Command::new(tinyserve_bin());
+        cmd.arg("-b")
+            .arg("127.0.0.1")
+            .arg("-d")
+            .arg(dir)
+            .arg("-p")
+            .arg(proto)
+            .args(extra)
+            .arg("0");
+        scrub_cgi_env(&mut cmd);
+        let mut label = format!("tinyserve -p {proto}");
+        for a in extra {
+            label.push(' ');
+            label.push_str(a);
+        }
+        Server::spawn(cmd, label)
+    }
+
+    /// The reference CGI server: `python3 -u -m http.server --cgi -b
+    /// 127.0.0.1 -d DIR -p PROTO 0` (newest Python, see [`python`]), with
+    /// the CGI variables scrubbed from its environment.
+    pub fn python_cgi(dir: &Path, proto: &str) -> Server {
+        let py = python();
+        let mut cmd = py.command();
+        cmd.args(["-u", "-m", "http.server", "--cgi", "-b", "127.0.0.1", "-d"])
+            .arg(dir)
+            .args(["-p", proto, "0"])
+            .env_remove("PYTHONPATH")
+            .env_remove("PYTHONSTARTUP")
+            .current_dir(std::env::temp_dir());
+        scrub_cgi_env(&mut cmd);
+        Server::spawn(cmd, format!("{} --cgi -p {proto}", py.version))
+    }
+}
+
+/// State letter (`R`, `S`, `Z`, ...) and parent pid of a process, from
+/// `/proc/PID/stat`; `None` if there is no such process.
+pub fn proc_stat(pid: u32) -> Option<(char, u32)> {
+    let s = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // "pid (comm) S ppid ...": comm may hold spaces and parentheses.
+    let rest = &s[s.rfind(')')? + 1..];
+    let mut it = rest.split_whitespace();
+    let state = it.next()?.chars().next()?;
+    let ppid = it.next()?.parse().ok()?;
+    Some((state, ppid))
+}
+
+/// Pids of the processes whose parent is `ppid` (zombies included), found
+/// by scanning `/proc`.
+pub fn child_pids(ppid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return out;
+    };
+    for e in dir.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        if proc_stat(pid).is_some_and(|(_, p)| p == ppid) {
+            out.push(pid);
+        }
+    }
+    out.sort_unstable();
+    out
+}
+
+/// A `/proc/PID/status` field in kB (`VmHWM`, `VmRSS`, ...).
+pub fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
+    let s = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = s.lines().find(|l| {
+        l.strip_prefix(field)
+            .is_some_and(|rest| rest.starts_with(':'))
+    })?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// True when the process `pid` that was a child of `parent` is gone: no
+/// `/proc/PID` at all, or the pid now belongs to some other process. A
+/// zombie still waiting for `parent` to reap it is NOT gone.
+pub fn process_gone(pid: u32, parent: u32) -> bool {
+    match proc_stat(pid) {
+        None => true,
+        Some((_, ppid)) => ppid != parent,
+    }
+}
+
+/// Polls `cond` every 10 ms until it holds (true) or `timeout` passes
+/// (false).
+pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
 }
