@@ -223,7 +223,7 @@ impl Server {
             return;
         }
         for _ in 0..ACCEPT_BUDGET {
-            if self.conns.len() >= self.max_connections {
+            if self.conns.len() >= self.max_connections && self.evict_idle() == 0 {
                 // Out of the poll until a connection closes, rather than
                 // waking up for connections we will not take.
                 self.pause(self.env.clock.now);
@@ -263,6 +263,28 @@ impl Server {
             ));
         }
         self.run_queue.push(LISTENER);
+    }
+
+    /// At the connection limit, makes room by closing the connections that
+    /// have been idle (kept alive, no request in progress) the longest, as
+    /// nginx does: otherwise idle keep-alive clients could lock everyone
+    /// else out. Closes a batch, so this scan is rare; returns how many.
+    fn evict_idle(&mut self) -> usize {
+        const BATCH: usize = 32;
+        let mut idle: Vec<(Instant, usize)> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.is_idle())
+            .map(|(key, c)| (c.deadline, key))
+            .collect();
+        if idle.len() > BATCH {
+            idle.select_nth_unstable(BATCH);
+            idle.truncate(BATCH);
+        }
+        for &(_, key) in &idle {
+            self.close(key);
+        }
+        idle.len()
     }
 
     fn pause(&mut self, until: Instant) {

@@ -243,3 +243,22 @@ fn sigterm_lets_a_download_in_flight_finish() {
     };
     assert_eq!(status.code(), Some(0));
 }
+
+#[test]
+fn at_the_limit_idle_keep_alive_connections_make_room() {
+    let fx = fixture_tree();
+    let server = Server::start(&["-d", fx.root_str(), "--max-connections", "5"]);
+    let idle: Vec<TcpStream> = (0..5)
+        .map(|_| {
+            let mut s = TcpStream::connect(server.addr()).unwrap();
+            s.write_all(&get("/withindex/other.txt")).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut buf = [0u8; 4096];
+            assert!(s.read(&mut buf).unwrap() > 0);
+            s
+        })
+        .collect();
+    // All five are idle keep-alive connections: a new client is served.
+    assert_serves(&server);
+    drop(idle);
+}
