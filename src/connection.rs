@@ -175,6 +175,8 @@ pub struct Connection {
     head_started: bool,
     /// Bytes sent since the send deadline last moved.
     progress: usize,
+    /// At least one response has been written.
+    answered: bool,
 }
 
 /// Work done per event before yielding to other connections.
@@ -210,11 +212,18 @@ impl Connection {
             deadline: clock.now + timeouts.idle,
             head_started: false,
             progress: 0,
+            answered: false,
         }
     }
 
     pub fn socket(&mut self) -> &mut TcpStream {
         &mut self.socket
+    }
+
+    /// Kept alive after answering, waiting for its next request: the
+    /// connections to close first when the server is full.
+    pub fn is_idle_after_a_response(&self) -> bool {
+        self.answered && self.is_idle()
     }
 
     /// No request in progress and nothing to send: safe to close at shutdown.
@@ -550,6 +559,7 @@ impl Connection {
 
     /// Moves to the state that sends the rest of `reply`.
     fn after_reply(&mut self, reply: Reply, raw_line: &[u8], sh: &mut Shared) {
+        self.answered = true;
         match reply.body {
             Body::Cgi(request) => self.start_cgi(*request, reply.close, raw_line, sh),
             Body::File { file, offset, len } => {

@@ -223,7 +223,7 @@ impl Server {
             return;
         }
         for _ in 0..ACCEPT_BUDGET {
-            if self.conns.len() >= self.max_connections && self.evict_idle() == 0 {
+            if self.conns.len() > self.max_connections {
                 // Out of the poll until a connection closes, rather than
                 // waking up for connections we will not take.
                 self.pause(self.env.clock.now);
@@ -241,6 +241,11 @@ impl Server {
                 // The client went away before we took it (ECONNABORTED...).
                 Err(_) => continue,
             };
+            if self.conns.len() >= self.max_connections && self.evict_idle() == 0 {
+                // Nobody to make room: this one is taken (the limit is
+                // exceeded by at most one) and the next ones wait.
+                self.pause(self.env.clock.now);
+            }
             let _ = socket.set_nodelay(true);
             let entry = self.conns.vacant_entry();
             let token = Token(entry.key() * TOKENS_PER_CONNECTION);
@@ -274,7 +279,7 @@ impl Server {
         let mut idle: Vec<(Instant, usize)> = self
             .conns
             .iter()
-            .filter(|(_, c)| c.is_idle())
+            .filter(|(_, c)| c.is_idle_after_a_response())
             .map(|(key, c)| (c.deadline, key))
             .collect();
         if idle.len() > BATCH {
