@@ -283,7 +283,7 @@ fn the_cache_sees_edits_replacements_and_deletions_at_once() {
     fs::write(&path, b"version 1").unwrap();
     let server = Server::start(&["-d", fx.root_str()]);
     let mut conn = Conn::connect(server.addr()).unwrap();
-    let mut fetch = |conn: &mut Conn| {
+    let fetch = |conn: &mut Conn| {
         conn.send(b"GET /live.txt HTTP/1.1\r\nHost: x\r\n\r\n")
             .unwrap();
         conn.read_response(false).unwrap()
