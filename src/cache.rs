@@ -86,6 +86,17 @@ impl std::hash::Hasher for PathHasher {
 
 type PathMap<V> = HashMap<Box<[u8]>, V, std::hash::BuildHasherDefault<PathHasher>>;
 
+impl Entry {
+    /// Bytes of file content this entry holds in memory.
+    fn content_bytes(&self) -> usize {
+        [Some(&self.identity), self.br.as_ref(), self.gzip.as_ref()]
+            .into_iter()
+            .flatten()
+            .filter_map(|f| f.content.as_ref().map(|b| b.len()))
+            .sum()
+    }
+}
+
 pub struct FileCache {
     inotify: OwnedFd,
     entries: PathMap<Entry>,
@@ -166,15 +177,7 @@ impl FileCache {
             gzip: twin(".gz"),
             identity,
         };
-        let size = [
-            Some(&entry.identity),
-            entry.br.as_ref(),
-            entry.gzip.as_ref(),
-        ]
-        .into_iter()
-        .flatten()
-        .filter_map(|c| c.content.as_ref().map(|b| b.len()))
-        .sum::<usize>();
+        let size = entry.content_bytes();
         if self.entries.len() >= MAX_ENTRIES || self.bytes + size > MAX_BYTES {
             self.entries.clear();
             self.bytes = 0;
@@ -280,15 +283,7 @@ impl FileCache {
                 || **key == *path
                 || (key.starts_with(path) && key.get(path.len()) == Some(&b'/'));
             if hit {
-                freed += [
-                    Some(&entry.identity),
-                    entry.br.as_ref(),
-                    entry.gzip.as_ref(),
-                ]
-                .into_iter()
-                .flatten()
-                .filter_map(|c| c.content.as_ref().map(|b| b.len()))
-                .sum::<usize>();
+                freed += entry.content_bytes();
             }
             !hit
         });

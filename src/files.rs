@@ -251,13 +251,7 @@ fn not_modified(ctx: &Ctx, out: &mut Vec<u8>, v: &Validators) -> Reply {
     let mut head = ctx.head(out, 304);
     head.header("ETag", v.etag.as_bytes());
     head.finish();
-    Reply {
-        status: 304,
-        body: Body::None,
-        close: false,
-        discard: 0,
-        error: None,
-    }
+    Reply::complete(304)
 }
 
 /// 416 with `Content-Range: bytes */len`; the connection stays open.
@@ -277,13 +271,7 @@ fn unsatisfiable(ctx: &Ctx, out: &mut Vec<u8>, len: u64) -> Reply {
     head.header_num("Content-Length", page.len() as u64);
     head.finish();
     out.extend_from_slice(&page);
-    Reply {
-        status: 416,
-        body: Body::None,
-        close: false,
-        discard: 0,
-        error: None,
-    }
+    Reply::complete(416)
 }
 
 /// A `multipart/byteranges` answer, built in memory (it is small).
@@ -325,13 +313,7 @@ fn multipart(
     head.header("Accept-Ranges", b"bytes");
     head.finish();
     out.extend_from_slice(&body);
-    Some(Reply {
-        status: 206,
-        body: Body::None,
-        close: false,
-        discard: 0,
-        error: None,
-    })
+    Some(Reply::complete(206))
 }
 
 /// Does an `Accept-Encoding` value allow `coding` (by name or `*`, with a
@@ -397,13 +379,7 @@ fn redirect_to_slash(ctx: &Ctx, target: &[u8], out: &mut Vec<u8>) -> Reply {
     head.header("Location", &location);
     head.header("Content-Length", b"0");
     head.finish();
-    Reply {
-        status: 301,
-        body: Body::None,
-        close: false,
-        discard: 0,
-        error: None,
-    }
+    Reply::complete(301)
 }
 
 fn list_directory(ctx: &Ctx, target: &[u8], rel: &[u8], out: &mut Vec<u8>) -> Reply {
@@ -424,13 +400,7 @@ fn list_directory(ctx: &Ctx, target: &[u8], rel: &[u8], out: &mut Vec<u8>) -> Re
     if !ctx.head_only {
         out.extend_from_slice(&page);
     }
-    Reply {
-        status: 200,
-        body: Body::None,
-        close: false,
-        discard: 0,
-        error: None,
-    }
+    Reply::complete(200)
 }
 
 /// A date as Python's `email.utils.parsedate_to_datetime` reads it, in

@@ -51,6 +51,7 @@
 //!   14.2), only after the preconditions of `crate::conditional`, and only
 //!   if `If-Range`, when present, allows it.
 
+use crate::response::push_decimal;
 use std::cmp::Ordering;
 
 /// The most range-specs a `Range` header may hold before it is ignored.
@@ -323,21 +324,6 @@ fn trim_ows(mut s: &[u8]) -> &[u8] {
     s
 }
 
-/// Appends `n` in decimal.
-fn push_u64(out: &mut Vec<u8>, mut n: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(buf.get(i..).unwrap_or(&[]));
-}
-
 /// The number of decimal digits of `n`.
 fn decimal_len(mut n: u64) -> u64 {
     let mut digits = 1;
@@ -351,17 +337,17 @@ fn decimal_len(mut n: u64) -> u64 {
 /// Appends the `Content-Range` value of a 206: `bytes a-b/len`.
 pub fn write_content_range(out: &mut Vec<u8>, start: u64, end_inclusive: u64, len: u64) {
     out.extend_from_slice(b"bytes ");
-    push_u64(out, start);
+    push_decimal(out, start);
     out.push(b'-');
-    push_u64(out, end_inclusive);
+    push_decimal(out, end_inclusive);
     out.push(b'/');
-    push_u64(out, len);
+    push_decimal(out, len);
 }
 
 /// Appends the `Content-Range` value of a 416: `bytes */len`.
 pub fn write_unsatisfied(out: &mut Vec<u8>, len: u64) {
     out.extend_from_slice(b"bytes */");
-    push_u64(out, len);
+    push_decimal(out, len);
 }
 
 /// A `multipart/byteranges` boundary of [`BOUNDARY_LEN`] lowercase hex
@@ -901,7 +887,7 @@ mod tests {
             u64::MAX,
         ] {
             let mut out = Vec::new();
-            push_u64(&mut out, n);
+            push_decimal(&mut out, n);
             assert_eq!(out, n.to_string().as_bytes());
             assert_eq!(decimal_len(n), n.to_string().len() as u64);
         }

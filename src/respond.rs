@@ -103,6 +103,19 @@ pub struct Reply {
     pub error: Option<String>,
 }
 
+impl Reply {
+    /// A response whose head and body are already written, connection kept.
+    pub fn complete(status: u16) -> Reply {
+        Reply {
+            status,
+            body: Body::None,
+            close: false,
+            discard: 0,
+            error: None,
+        }
+    }
+}
+
 /// Buffers reused from request to request so answering does not allocate,
 /// and the cache of open files.
 #[derive(Default)]
@@ -279,13 +292,7 @@ fn preflight(ctx: &Ctx, req: &Request, out: &mut Vec<u8>) -> Reply {
     }
     head.header("Access-Control-Max-Age", b"86400");
     head.finish();
-    Reply {
-        status: 204,
-        body: Body::None,
-        close: false,
-        discard: 0,
-        error: None,
-    }
+    Reply::complete(204)
 }
 
 /// Python's `run_cgi` up to the fork: find the script, refuse as Python
