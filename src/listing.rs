@@ -90,8 +90,8 @@ pub fn parse_sort(query: &[u8]) -> (SortBy, bool) {
 
 const RICH_STYLE: &str = "<style>:root{color-scheme:light dark;font-family:system-ui,sans-serif}\
 body{max-width:60rem;margin:0 auto;padding:0 1rem}h1{font-size:1.3rem;word-break:break-all}\
-ul{list-style:none;padding:0}li{display:flex;gap:1rem;padding:.3rem 0;border-bottom:1px solid #8883}\
-li a{flex:1;word-break:break-all}.m{white-space:nowrap;opacity:.7;font-variant-numeric:tabular-nums}\
+ul{list-style:none;padding:0}li{display:flex;flex-wrap:wrap;gap:0 1rem;padding:.3rem 0;border-bottom:1px solid #8883}\
+li a{flex:1 1 12rem;overflow-wrap:anywhere}.m{margin-left:auto;white-space:nowrap;opacity:.7;font-variant-numeric:tabular-nums}\
 nav a{margin-right:1rem}</style>";
 
 /// The listing with sizes and times, directories first, a parent link and
