@@ -365,7 +365,7 @@ fn open_index(dir: &File, cpath: &mut Vec<u8>) -> Option<(File, Metadata, &'stat
 fn redirect_to_slash(ctx: &Ctx, target: &[u8], out: &mut Vec<u8>) -> Reply {
     let url = split_target(target);
     let mut location = Vec::with_capacity(target.len() + 1);
-    location.extend_from_slice(url.path);
+    push_local_path(&mut location, url.path);
     location.push(b'/');
     if !url.query.is_empty() {
         location.push(b'?');
@@ -380,6 +380,27 @@ fn redirect_to_slash(ctx: &Ctx, target: &[u8], out: &mut Vec<u8>) -> Reply {
     head.header("Content-Length", b"0");
     head.finish();
     Reply::complete(301)
+}
+
+/// Writes `path` so that a browser cannot read it as another host: an
+/// absolute-form target (`http://host/x`) keeps only its path, the result
+/// starts with exactly one `/`, and `\` (which browsers read as `/`) is
+/// percent-encoded. Python 3.13 echoes these as they came: an open redirect.
+fn push_local_path(out: &mut Vec<u8>, path: &[u8]) {
+    let mut path = path;
+    if let Some(i) = memchr::memmem::find(path, b"://") {
+        let after = &path[i + 3..];
+        path = memchr::memchr(b'/', after).map_or(&b""[..], |j| &after[j..]);
+    }
+    let start = path.iter().position(|&b| b != b'/').unwrap_or(path.len());
+    out.push(b'/');
+    for &b in &path[start..] {
+        if b == b'\\' {
+            out.extend_from_slice(b"%5C");
+        } else {
+            out.push(b);
+        }
+    }
 }
 
 fn list_directory(ctx: &Ctx, target: &[u8], rel: &[u8], out: &mut Vec<u8>) -> Reply {
@@ -473,6 +494,22 @@ fn days_from_civil(year: u64, month: u64, day: u64) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redirects_stay_on_this_host() {
+        for (path, want) in [
+            (&b"/dir"[..], &b"/dir"[..]),
+            (b"http://evil.example/../..", b"/../.."),
+            (b"http://evil.example", b"/"),
+            (b"/\\evil.example/..", b"/%5Cevil.example/.."),
+            (b"//evil.example", b"/evil.example"),
+            (b"dir", b"/dir"),
+        ] {
+            let mut out = Vec::new();
+            push_local_path(&mut out, path);
+            assert_eq!(out, want, "{}", String::from_utf8_lossy(path));
+        }
+    }
 
     #[test]
     fn accept_encoding() {

@@ -261,6 +261,9 @@ impl HeadScan {
         if let Some(rejection) = self.pending.take() {
             return Scan::Reject(rejection);
         }
+        // Never look past the cap: the verdict must not depend on how the
+        // bytes happened to arrive (one read may bring more than the cap).
+        let buf = &buf[..buf.len().min(MAX_HEAD)];
         loop {
             let limit = (self.line_start + MAX_LINE + 1).min(buf.len());
             let found = if self.searched < limit {
