@@ -97,24 +97,41 @@ impl Entry {
     }
 }
 
+/// What a watch descriptor stands for.
+enum Watch {
+    /// A directory (relative to the root): names created, deleted or moved
+    /// in it. Writes to files in it do not wake us (a log file being
+    /// appended next to the site costs nothing).
+    Dir(Box<[u8]>),
+    /// The inode of cached files (their keys; hard links share an inode):
+    /// their content or attributes changed.
+    File(Vec<Box<[u8]>>),
+}
+
 pub struct FileCache {
     inotify: OwnedFd,
     entries: PathMap<Entry>,
-    /// Watch descriptor to the directory (relative to the root) it watches.
-    watches: HashMap<i32, Box<[u8]>>,
-    watched: PathMap<i32>,
+    watches: HashMap<i32, Watch>,
+    dirs: PathMap<i32>,
     bytes: usize,
 }
 
-const EVENTS: u32 = libc::IN_MODIFY
-    | libc::IN_ATTRIB
-    | libc::IN_CLOSE_WRITE
-    | libc::IN_MOVED_FROM
+const DIR_EVENTS: u32 = libc::IN_MOVED_FROM
     | libc::IN_MOVED_TO
     | libc::IN_CREATE
     | libc::IN_DELETE
     | libc::IN_DELETE_SELF
+    | libc::IN_MOVE_SELF
+    | libc::IN_ONLYDIR;
+const FILE_EVENTS: u32 = libc::IN_MODIFY
+    | libc::IN_ATTRIB
+    | libc::IN_CLOSE_WRITE
+    | libc::IN_DELETE_SELF
     | libc::IN_MOVE_SELF;
+
+/// Event buffers read per wake-up; the rest waits for the next turn of the
+/// loop, so a storm of events cannot keep requests waiting.
+const READS_PER_WAKE: usize = 16;
 
 impl FileCache {
     pub fn new() -> io::Result<FileCache> {
@@ -128,7 +145,7 @@ impl FileCache {
             inotify: unsafe { OwnedFd::from_raw_fd(fd) },
             entries: PathMap::default(),
             watches: HashMap::new(),
-            watched: PathMap::default(),
+            dirs: PathMap::default(),
             bytes: 0,
         })
     }
@@ -143,7 +160,8 @@ impl FileCache {
     }
 
     /// Caches the file at `rel` (already open as `file`), if it qualifies:
-    /// a regular file reached without symlinks, in watched directories.
+    /// a regular file reached without symlinks, its directories and itself
+    /// (and its twins) watched.
     pub fn insert(&mut self, root: &Path, rel: &[u8], file: &Rc<File>) {
         if rel.is_empty() || self.entries.contains_key(rel) {
             return;
@@ -155,20 +173,24 @@ impl FileCache {
         if real != full {
             return; // reached through a symlink: its target is not watched
         }
+        if self.entries.len() >= MAX_ENTRIES || self.bytes >= MAX_BYTES {
+            self.clear();
+        }
         // Watch first, read second: a change after this point is seen.
-        if !self.watch_path(root, rel) {
+        if !self.watch_dirs(root, rel) || !self.watch_file(&full, rel) {
             return;
         }
         let Some(identity) = cached_file(Rc::clone(file)) else {
             return;
         };
-        let twin = |suffix: &str| {
+        let mut twin = |suffix: &str| {
             let mut name = full.clone().into_os_string();
             name.push(suffix);
             let f = File::open(&name).ok()?;
             let meta = f.metadata().ok()?;
             let real = std::fs::read_link(format!("/proc/self/fd/{}", f.as_raw_fd())).ok()?;
             (meta.is_file() && real.as_os_str() == name).then_some(())?;
+            self.watch_file(Path::new(&name), rel).then_some(())?;
             cached_file(Rc::new(f))
         };
         let entry = Entry {
@@ -177,54 +199,63 @@ impl FileCache {
             gzip: twin(".gz"),
             identity,
         };
-        let size = entry.content_bytes();
-        if self.entries.len() >= MAX_ENTRIES || self.bytes + size > MAX_BYTES {
-            self.entries.clear();
-            self.bytes = 0;
-        }
-        self.bytes += size;
+        self.bytes += entry.content_bytes();
         self.entries.insert(rel.into(), entry);
     }
 
+    fn add_watch(&self, path: &Path, mask: u32) -> Option<i32> {
+        let mut c = path.as_os_str().as_bytes().to_vec();
+        c.push(0);
+        // SAFETY: `c` is NUL-terminated and outlives the call.
+        let wd =
+            unsafe { libc::inotify_add_watch(self.inotify.as_raw_fd(), c.as_ptr().cast(), mask) };
+        (wd >= 0).then_some(wd)
+    }
+
     /// Watches every directory from the root to the one holding `rel`.
-    fn watch_path(&mut self, root: &Path, rel: &[u8]) -> bool {
+    fn watch_dirs(&mut self, root: &Path, rel: &[u8]) -> bool {
         let dir_ends = std::iter::once(0).chain(memchr::memchr_iter(b'/', rel));
         for end in dir_ends {
             let dir = &rel[..end];
-            if self.watched.contains_key(dir) {
+            if self.dirs.contains_key(dir) {
                 continue;
             }
-            let mut path = root.as_os_str().as_bytes().to_vec();
-            if !dir.is_empty() {
-                path.push(b'/');
-                path.extend_from_slice(dir);
-            }
-            path.push(0);
-            let mask = EVENTS | libc::IN_ONLYDIR;
-            // SAFETY: `path` is NUL-terminated and outlives the call.
-            let wd = unsafe {
-                libc::inotify_add_watch(self.inotify.as_raw_fd(), path.as_ptr().cast(), mask)
-            };
-            if wd < 0 {
+            let Some(wd) = self.add_watch(&root.join(std::ffi::OsStr::from_bytes(dir)), DIR_EVENTS)
+            else {
                 return false;
-            }
-            self.watches.insert(wd, dir.into());
-            self.watched.insert(dir.into(), wd);
+            };
+            self.watches.insert(wd, Watch::Dir(dir.into()));
+            self.dirs.insert(dir.into(), wd);
         }
         true
     }
 
-    /// Reads pending inotify events and drops what they name. Returns how
-    /// many entries were dropped.
-    pub fn on_events(&mut self) -> usize {
-        let mut dropped = 0;
+    /// Watches the file at `path` on behalf of the entry `key`.
+    fn watch_file(&mut self, path: &Path, key: &[u8]) -> bool {
+        let Some(wd) = self.add_watch(path, FILE_EVENTS) else {
+            return false;
+        };
+        match self
+            .watches
+            .entry(wd)
+            .or_insert_with(|| Watch::File(Vec::new()))
+        {
+            Watch::File(keys) if !keys.iter().any(|k| **k == *key) => keys.push(key.into()),
+            _ => {}
+        }
+        true
+    }
+
+    /// Reads pending inotify events and drops the entries they touch.
+    /// Returns true when events may remain: call again on the next turn.
+    pub fn on_events(&mut self) -> bool {
         let mut buf = [0u8; 4096];
-        loop {
+        for _ in 0..READS_PER_WAKE {
             // SAFETY: reads at most buf.len() bytes into buf.
             let n =
                 unsafe { libc::read(self.inotify.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
             if n <= 0 {
-                return dropped;
+                return false;
             }
             let mut pos = 0;
             let n = n as usize;
@@ -238,57 +269,98 @@ impl FileCache {
                 let name_end = (name_start + ev.len as usize).min(n);
                 let raw = &buf[name_start..name_end];
                 let name = &raw[..raw.iter().position(|&b| b == 0).unwrap_or(raw.len())];
-                dropped += self.on_event(ev.wd, ev.mask, name);
+                self.on_event(ev.wd, ev.mask, name);
                 pos = name_end;
             }
         }
+        true
     }
 
-    fn on_event(&mut self, wd: i32, mask: u32, name: &[u8]) -> usize {
+    fn on_event(&mut self, wd: i32, mask: u32, name: &[u8]) {
         if mask & libc::IN_Q_OVERFLOW != 0 {
-            let n = self.entries.len();
-            self.entries.clear();
-            self.bytes = 0;
-            return n;
+            self.clear();
+            return;
         }
-        let Some(dir) = self.watches.get(&wd).cloned() else {
-            return 0;
+        let gone = mask & libc::IN_IGNORED != 0;
+        let keys: Vec<Box<[u8]>> = match self.watches.get(&wd) {
+            None => return,
+            Some(Watch::File(keys)) => keys.clone(),
+            Some(Watch::Dir(dir)) => {
+                let mut target = dir.to_vec();
+                if !name.is_empty() {
+                    if !target.is_empty() {
+                        target.push(b'/');
+                    }
+                    target.extend_from_slice(name);
+                }
+                let mut keys = vec![target.clone().into_boxed_slice()];
+                for suffix in [&b".gz"[..], b".br"] {
+                    if let Some(original) = target.strip_suffix(suffix) {
+                        keys.push(original.into());
+                    }
+                }
+                if gone {
+                    self.dirs.remove(dir);
+                }
+                keys
+            }
         };
-        if mask & libc::IN_IGNORED != 0 {
+        if gone {
             self.watches.remove(&wd);
-            self.watched.remove(&dir);
         }
-        let mut target = dir.to_vec();
-        if !name.is_empty() {
-            if !target.is_empty() {
-                target.push(b'/');
-            }
-            target.extend_from_slice(name);
+        for key in keys {
+            self.drop_under(&key);
         }
-        let mut dropped = self.drop_under(&target);
-        for suffix in [&b".gz"[..], b".br"] {
-            if let Some(original) = target.strip_suffix(suffix) {
-                dropped += self.drop_under(original);
-            }
-        }
-        dropped
     }
 
-    /// Drops `path` and everything below it.
-    fn drop_under(&mut self, path: &[u8]) -> usize {
-        let before = self.entries.len();
-        let mut freed = 0;
-        self.entries.retain(|key, entry| {
-            let hit = path.is_empty()
-                || **key == *path
-                || (key.starts_with(path) && key.get(path.len()) == Some(&b'/'));
-            if hit {
-                freed += entry.content_bytes();
+    /// Drops `path` and every entry below it.
+    fn drop_under(&mut self, path: &[u8]) {
+        let doomed: Vec<Box<[u8]>> = self
+            .entries
+            .keys()
+            .filter(|key| {
+                path.is_empty()
+                    || ***key == *path
+                    || (key.starts_with(path) && key.get(path.len()) == Some(&b'/'))
+            })
+            .cloned()
+            .collect();
+        for key in doomed {
+            self.remove(&key);
+        }
+    }
+
+    /// Drops one entry and the file watches that only it needed.
+    fn remove(&mut self, key: &[u8]) {
+        let Some(entry) = self.entries.remove(key) else {
+            return;
+        };
+        self.bytes -= entry.content_bytes().min(self.bytes);
+        let mut unused = Vec::new();
+        for (&wd, watch) in self.watches.iter_mut() {
+            if let Watch::File(keys) = watch
+                && keys.iter().any(|k| **k == *key)
+            {
+                keys.retain(|k| **k != *key);
+                if keys.is_empty() {
+                    unused.push(wd);
+                }
             }
-            !hit
-        });
-        self.bytes -= freed.min(self.bytes);
-        before - self.entries.len()
+        }
+        for wd in unused {
+            self.watches.remove(&wd);
+            // SAFETY: removing a watch we added; an already-gone one fails harmlessly.
+            unsafe { libc::inotify_rm_watch(self.inotify.as_raw_fd(), wd) };
+        }
+    }
+
+    /// Starts over, empty (directory watches are kept: they are few).
+    fn clear(&mut self) {
+        let keys: Vec<Box<[u8]>> = self.entries.keys().cloned().collect();
+        for key in keys {
+            self.remove(&key);
+        }
+        self.bytes = 0;
     }
 }
 

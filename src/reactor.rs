@@ -93,6 +93,8 @@ pub struct Server {
     stopping: Option<Instant>,
     /// Tokens with work left after their budget ran out.
     run_queue: Vec<Token>,
+    /// inotify events are left to read (a storm is read a part per turn).
+    inotify_pending: bool,
 }
 
 impl Server {
@@ -140,6 +142,7 @@ impl Server {
             paused: None,
             stopping: None,
             run_queue: Vec::new(),
+            inotify_pending: false,
         })
     }
 
@@ -160,10 +163,10 @@ impl Server {
             let new_second = self.env.clock.tick();
             // A file changed before a request for it arrived: drop it from
             // the cache before any request in this batch is answered.
-            if events.iter().any(|e| e.token() == INOTIFY)
+            if (self.inotify_pending || events.iter().any(|e| e.token() == INOTIFY))
                 && let Some(cache) = self.env.scratch.cache.as_mut()
             {
-                cache.on_events();
+                self.inotify_pending = cache.on_events();
             }
             for event in events.iter() {
                 match event.token() {
@@ -196,7 +199,7 @@ impl Server {
     }
 
     fn poll_timeout(&self) -> Option<Duration> {
-        if !self.run_queue.is_empty() {
+        if !self.run_queue.is_empty() || self.inotify_pending {
             Some(Duration::ZERO)
         } else if self.conns.is_empty()
             && self.children.is_empty()
