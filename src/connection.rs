@@ -1046,11 +1046,10 @@ impl Connection {
             Framing::Chunked => {
                 out.header("Transfer-Encoding", b"chunked");
             }
-            Framing::UntilClose | Framing::Pending => {
-                if sh.site.protocol == respond::Protocol::Http11 {
-                    out.header("Connection", b"close");
-                }
-            }
+            Framing::UntilClose | Framing::Pending => {}
+        }
+        if run.close && sh.site.protocol == respond::Protocol::Http11 {
+            out.header("Connection", b"close");
         }
         out.finish();
         sh.log.request(sh.clock, self.peer, &run.raw_line, status);

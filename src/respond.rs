@@ -136,6 +136,9 @@ pub struct Ctx<'a> {
     pub head_only: bool,
     /// An HTTP/1.0 client's connection is kept: say so, or it cannot know.
     pub announce_keep_alive: bool,
+    /// An HTTP/1.1 connection ends after this response: say so (RFC 9112
+    /// 9.6), which Python does only on errors.
+    pub announce_close: bool,
 }
 
 impl Ctx<'_> {
@@ -149,6 +152,9 @@ impl Ctx<'_> {
         );
         if self.announce_keep_alive {
             head.header("Connection", b"keep-alive");
+        }
+        if self.announce_close {
+            head.header("Connection", b"close");
         }
         head.raw(&self.site.extra_headers);
         head
@@ -207,6 +213,7 @@ pub fn reject(
         http09: false,
         head_only,
         announce_keep_alive: false,
+        announce_close: false,
     };
     ctx.error(
         out,
@@ -226,13 +233,16 @@ pub fn respond(
     scratch: &mut Scratch,
 ) -> Reply {
     let version = req.line.version;
-    let keep = keep_alive(site.protocol, &req.line, req.headers);
+    let body_len = body_length(req.headers);
+    // A body we cannot measure means the connection must end after this.
+    let keep = keep_alive(site.protocol, &req.line, req.headers) && body_len.is_some();
     let ctx = Ctx {
         site,
         date,
         http09: version == Version::Http09,
         head_only: req.line.method == b"HEAD",
         announce_keep_alive: keep && version < Version::HTTP_11,
+        announce_close: !keep && site.protocol == Protocol::Http11 && version >= Version::HTTP_11,
     };
     let expects_continue = req
         .header("Expect")
@@ -242,7 +252,6 @@ pub fn respond(
     }
 
     let method = req.line.method;
-    let body_len = body_length(req.headers);
     let script = match method {
         b"GET" | b"HEAD" | b"POST" if site.cgi => cgi::split_cgi(req.line.target),
         _ => None,

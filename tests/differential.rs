@@ -162,11 +162,14 @@ const DELIBERATE_DIFFERENCES: &[(Quirk, &str, &str)] = &[
     (
         Quirk::FileValidators,
         "Sends neither `ETag` nor `Accept-Ranges` (and ignores `Range`, `If-Match`, \
-         `If-None-Match`).",
+         `If-None-Match`); in HTTP/1.1 mode it closes a connection the client asked to \
+         close without saying `Connection: close` (it says so only on errors).",
         "File responses carry a strong `ETag` (inode, size, mtime) and `Accept-Ranges: \
-         bytes`. Wherever tinyserve adds them and Python has none, they are checked to be \
-         well-formed and left out of the comparison; everything else must still match. \
-         Counted per exchange, alongside the case's own classification.",
+         bytes`, and an HTTP/1.1 response after which the connection ends says \
+         `Connection: close` (RFC 9112 9.6). Wherever tinyserve adds them and Python has \
+         none, they are checked to be well-formed and left out of the comparison; \
+         everything else must still match. Counted per exchange, alongside the case's \
+         own classification.",
     ),
     (
         Quirk::CgiOutputHeader,
@@ -1056,7 +1059,7 @@ fn first_diff(a: &[u8], b: &[u8]) -> usize {
 }
 
 /// Headers tinyserve adds to file responses (see Quirk::FileValidators).
-const VALIDATOR_HEADERS: [&str; 2] = ["ETag", "Accept-Ranges"];
+const VALIDATOR_HEADERS: [&str; 3] = ["ETag", "Accept-Ranges", "Connection"];
 
 /// The validator headers tinyserve sent where Python sent none, each
 /// checked for form; returns (names to leave out, problems).
@@ -1068,7 +1071,9 @@ fn added_validators(p: &Response, t: &Response) -> (Vec<&'static str>, Vec<Strin
             continue;
         }
         let vals = t.headers_all(h);
-        if vals.is_empty() {
+        // Only `Connection: close` is this addition; `keep-alive` is
+        // Quirk::KeepAliveHeader's and is judged there.
+        if vals.is_empty() || (h == "Connection" && vals != ["close"]) {
             continue;
         }
         names.push(h);
@@ -1080,6 +1085,7 @@ fn added_validators(p: &Response, t: &Response) -> (Vec<&'static str>, Vec<Strin
                     && !v[1..v.len() - 1].contains('"')
             }
             ("Accept-Ranges", [v]) => *v == "bytes",
+            ("Connection", [v]) => *v == "close",
             _ => false,
         };
         if !ok {
