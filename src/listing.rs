@@ -161,13 +161,16 @@ fn push_size(out: &mut Vec<u8>, size: u64) {
         let _ = write!(out, "{size} B");
         return;
     }
-    let mut value = size as f64 / 1024.0;
+    // Tenths of the unit, rounded, in integers: float formatting would add
+    // tens of KiB to the binary for this one line.
     let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
+    let mut scale: u64 = 1024;
+    while size / scale >= 1024 && unit < UNITS.len() - 1 {
+        scale *= 1024;
         unit += 1;
     }
-    let _ = write!(out, "{value:.1} {}", UNITS[unit]);
+    let tenths = (u128::from(size) * 10 + u128::from(scale) / 2) / u128::from(scale);
+    let _ = write!(out, "{}.{} {}", tenths / 10, tenths % 10, UNITS[unit]);
 }
 
 /// `2026-11-21 18:39 UTC`.
