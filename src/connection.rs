@@ -177,6 +177,9 @@ pub struct Connection {
     progress: usize,
     /// At least one response has been written.
     answered: bool,
+    /// The last response ends the connection for no fault of the client:
+    /// no error, no request body left unread.
+    clean_close: bool,
 }
 
 /// Work done per event before yielding to other connections.
@@ -213,11 +216,8 @@ impl Connection {
             head_started: false,
             progress: 0,
             answered: false,
+            clean_close: false,
         }
-    }
-
-    pub fn socket(&mut self) -> &mut TcpStream {
-        &mut self.socket
     }
 
     /// Kept alive after answering, waiting for its next request: the
@@ -296,7 +296,13 @@ impl Connection {
             State::Head(_) => self.read_requests(sh),
             State::File { .. } => self.send_file(sh),
             State::Closing => {
-                if self.peer_closed {
+                // Close at once when nothing can be in flight from the
+                // client: it sent a complete request we answered cleanly and
+                // its socket was drained. Otherwise close only our side and
+                // read until it closes too (a lingering close), so unread
+                // bytes cannot turn into a reset that destroys the answer.
+                let drained = self.clean_close && self.inbuf.is_empty() && !self.readable;
+                if self.peer_closed || drained {
                     return Ok(Step::Done);
                 }
                 let _ = self.socket.shutdown(Shutdown::Write);
@@ -560,6 +566,7 @@ impl Connection {
     /// Moves to the state that sends the rest of `reply`.
     fn after_reply(&mut self, reply: Reply, raw_line: &[u8], sh: &mut Shared) {
         self.answered = true;
+        self.clean_close = reply.error.is_none() && reply.discard == 0;
         match reply.body {
             Body::Cgi(request) => self.start_cgi(*request, reply.close, raw_line, sh),
             Body::File { file, offset, len } => {

@@ -249,7 +249,7 @@ impl Server {
                 // exceeded by at most one) and the next ones wait.
                 self.pause(self.env.clock.now);
             }
-            let _ = socket.set_nodelay(true);
+
             let entry = self.conns.vacant_entry();
             let token = Token(entry.key() * TOKENS_PER_CONNECTION);
             if self
@@ -262,13 +262,17 @@ impl Server {
                 continue;
             }
             let key = entry.key();
-            entry.insert(Connection::new(
+            let conn = entry.insert(Connection::new(
                 key,
                 socket,
                 peer.ip(),
                 &self.env.clock,
                 &self.env.timeouts,
             ));
+            // A client usually sends its request right after connecting: try
+            // it now rather than after another trip through epoll_wait.
+            let progress = guarded(|| conn.ready(true, true, false, &mut self.env.shared()));
+            self.apply(key, progress);
         }
         self.run_queue.push(LISTENER);
     }
@@ -371,8 +375,8 @@ impl Server {
     }
 
     fn close(&mut self, key: usize) {
-        if let Some(mut conn) = self.conns.try_remove(key) {
-            let _ = self.env.poll.registry().deregister(conn.socket());
+        // Closing the socket takes it out of the poll: no deregister call.
+        if let Some(conn) = self.conns.try_remove(key) {
             // A script whose client is gone has no one to answer.
             if let Some(pid) = conn.child_pid() {
                 self.stop_child(pid);

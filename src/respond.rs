@@ -280,7 +280,12 @@ pub fn respond(
         // next request; a body we cannot measure means the connection ends.
         match body_len {
             Some(len) => reply.discard = len,
-            None => reply.close = true,
+            None => {
+                // Its end is unknown: the connection ends, after a lingering
+                // close that reads what the client still sends.
+                reply.close = true;
+                reply.discard = u64::MAX;
+            }
         }
     }
     reply

@@ -71,6 +71,8 @@ pub fn listen(addr: std::net::SocketAddr, backlog: i32) -> io::Result<std::net::
     let sock = unsafe { OwnedFd::from_raw_fd(fd) };
     let on: libc::c_int = 1;
     set_opt(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, on)?;
+    // Accepted sockets inherit TCP_NODELAY: one setsockopt for all of them.
+    set_opt(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, on)?;
     if domain == libc::AF_INET6 {
         // Best effort, as Python's DualStackServer: an IPv6-only host still binds.
         let _ = set_opt(fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 0);
