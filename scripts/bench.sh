@@ -73,22 +73,8 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/tinyserve-bench.XXXXXX")
 PIDFILE=$TMP/pids
 : >"$PIDFILE"
 
-stop_pid() {
-    local pid=$1 i
-    kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 1 40); do
-        kill -0 "$pid" 2>/dev/null || return 0
-        # Reap it if it is our child, so it does not linger as a zombie.
-        if [[ $(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) == Z ]]; then
-            wait "$pid" 2>/dev/null || true
-            return 0
-        fi
-        sleep 0.05
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # run_isolated FUNCTION ARGS...: runs it in a background subshell with
 # errexit on, so that a failure ends only that step, waits for it and sets
