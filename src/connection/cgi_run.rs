@@ -1,0 +1,454 @@
+//! The CGI half of a connection: starting the script, streaming the request
+//! body into it and its output back out, each through a bounded buffer, so
+//! that a slow client stops the script and a slow script stops the client.
+
+use super::{Connection, Shared, Source, State, Step};
+use crate::cgi::{self, OutputParse};
+use crate::child;
+use crate::request::{self, HeadScan, Version};
+use crate::respond::{self, Body, CgiRequest, Request};
+use crate::response::{Head, status_has_body};
+use mio::unix::pipe::{Receiver, Sender};
+use mio::{Interest, Token};
+use std::io::{self, Read, Write};
+use std::time::Instant;
+
+/// How a CGI response's body is delimited on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Framing {
+    /// The script's header has not been read yet.
+    Pending,
+    /// The script said how long its body is; this much is left.
+    Length(u64),
+    Chunked,
+    /// The end of the body is the end of the connection.
+    UntilClose,
+    /// No body goes out (HEAD, 304...): the output is read and dropped.
+    Discard,
+}
+
+/// A running CGI exchange: request body in, script output out, each
+/// through a bounded buffer, so either side's slowness stops the other.
+pub(super) struct CgiRun {
+    pub(super) pid: u32,
+    stdin: Option<Sender>,
+    stdout: Option<Receiver>,
+    pub(super) stdin_ready: bool,
+    pub(super) stdout_ready: bool,
+    /// Request body bytes still to come from the client.
+    body_left: u64,
+    /// Request body bytes read from the client, not yet taken by the script.
+    to_child: Vec<u8>,
+    /// The script's output while its header is incomplete.
+    head: Vec<u8>,
+    pub(super) framing: Framing,
+    head_only: bool,
+    chunked_ok: bool,
+    /// Close the connection after this response.
+    close: bool,
+    /// The request line, logged once the status is known.
+    pub(super) raw_line: Vec<u8>,
+    /// When the script is stopped, whatever it is doing.
+    pub(super) deadline: Instant,
+    /// An HTTP/1.0 client whose connection is kept must be told so.
+    announce_keep_alive: bool,
+}
+
+/// Request body bytes held for a script, and script output read at once.
+pub(super) const CGI_BUFFER: usize = 64 * 1024;
+
+impl Connection {
+    /// Starts the script and moves into the CGI state; a script that cannot
+    /// start is a 500.
+    pub(super) fn start_cgi(
+        &mut self,
+        request: CgiRequest,
+        close: bool,
+        raw_line: &[u8],
+        sh: &mut Shared,
+    ) {
+        let mut child = match child::spawn(&request.launch) {
+            Ok(child) => child,
+            Err(e) => {
+                let message = format!("CGI script could not be started: {e}");
+                self.cgi_failed(500, &message, raw_line, sh);
+                return;
+            }
+        };
+        let base = self.key * crate::reactor::TOKENS_PER_CONNECTION;
+        let registered = sh
+            .registry
+            .register(
+                &mut child.stdin,
+                Token(base + Source::Stdin as usize),
+                Interest::WRITABLE,
+            )
+            .and_then(|()| {
+                sh.registry.register(
+                    &mut child.stdout,
+                    Token(base + Source::Stdout as usize),
+                    Interest::READABLE,
+                )
+            });
+        let deadline = sh.clock.now + sh.timeouts.cgi;
+        sh.spawned.push((child.pid, deadline));
+        if let Err(e) = registered {
+            let message = format!("CGI script could not be watched: {e}");
+            self.cgi_failed(500, &message, raw_line, sh);
+            return;
+        }
+        self.deadline = deadline;
+        self.state = State::Cgi(Box::new(CgiRun {
+            pid: child.pid,
+            stdin: Some(child.stdin),
+            stdout: Some(child.stdout),
+            stdin_ready: true,
+            stdout_ready: true,
+            body_left: request.body_len,
+            to_child: Vec::new(),
+            head: Vec::new(),
+            framing: Framing::Pending,
+            head_only: request.head_only,
+            chunked_ok: request.chunked_ok,
+            close,
+            raw_line: raw_line.to_vec(),
+            deadline,
+            announce_keep_alive: request.version < Version::HTTP_11,
+        }));
+    }
+
+    /// Answers with an error page in place of a script's output; the
+    /// connection then closes (and the reactor stops the script).
+    pub(super) fn cgi_failed(
+        &mut self,
+        status: u16,
+        message: &str,
+        raw_line: &[u8],
+        sh: &mut Shared,
+    ) {
+        let rejection = request::Rejection {
+            status,
+            message: Some(message.to_owned()),
+            explain: None,
+            before_version: false,
+        };
+        let head_only = matches!(&self.state, State::Cgi(run) if run.head_only);
+        let mut page = Vec::new();
+        let reply = respond::reject(
+            sh.site,
+            sh.clock.http_date(),
+            &rejection,
+            head_only,
+            &mut page,
+        );
+        self.log(sh, raw_line, &reply);
+        self.out.extend_from_slice(&page);
+        self.state = State::Closing;
+    }
+
+    /// One round of a CGI exchange: output to the client, request body to
+    /// the script, script output in. Progress on any of them counts.
+    pub(super) fn cgi_step(&mut self, sh: &mut Shared) -> io::Result<Step> {
+        let mut progressed = false;
+        if self.out_pos < self.out.len() && self.writable {
+            progressed |= matches!(self.send_out(sh)?, Step::Continue);
+        }
+        progressed |= self.cgi_read_body(sh)?;
+        progressed |= self.cgi_feed_stdin();
+        if self.out_pos == self.out.len() {
+            progressed |= self.cgi_read_output(sh)?;
+        }
+        let State::Cgi(run) = &self.state else {
+            return Ok(Step::Continue);
+        };
+        if run.stdout.is_none() && run.stdin.is_none() && self.out_pos == self.out.len() {
+            // The response is complete.
+            let close = run.close;
+            self.state = if close {
+                State::Closing
+            } else {
+                self.deadline = sh.clock.now + sh.timeouts.idle;
+                State::Head(HeadScan::default())
+            };
+            return Ok(Step::Continue);
+        }
+        Ok(if progressed {
+            Step::Continue
+        } else {
+            Step::Blocked
+        })
+    }
+
+    /// Moves request body bytes from the client into the script's buffer.
+    pub(super) fn cgi_read_body(&mut self, sh: &mut Shared) -> io::Result<bool> {
+        let State::Cgi(run) = &mut self.state else {
+            return Ok(false);
+        };
+        let room = CGI_BUFFER.saturating_sub(run.to_child.len());
+        if run.body_left == 0 || room == 0 {
+            return Ok(false);
+        }
+        let want = room.min(usize::try_from(run.body_left).unwrap_or(usize::MAX));
+        if !self.inbuf.is_empty() {
+            let take = want.min(self.inbuf.len());
+            run.to_child.extend_from_slice(&self.inbuf[..take]);
+            self.inbuf.drain(..take);
+            run.body_left -= take as u64;
+            return Ok(true);
+        }
+        if !self.readable {
+            return Ok(false);
+        }
+        let want = want.min(sh.rbuf.len());
+        match self.socket.read(&mut sh.rbuf[..want]) {
+            Ok(0) => {
+                // The client gave up in the middle of its upload.
+                self.peer_closed = true;
+                Err(io::ErrorKind::UnexpectedEof.into())
+            }
+            Ok(n) => {
+                run.to_child.extend_from_slice(&sh.rbuf[..n]);
+                run.body_left -= n as u64;
+                Ok(true)
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.readable = false;
+                Ok(false)
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(true),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Writes buffered request body to the script; closes its stdin once
+    /// the whole body is through, so the script sees the end of its input.
+    pub(super) fn cgi_feed_stdin(&mut self) -> bool {
+        let State::Cgi(run) = &mut self.state else {
+            return false;
+        };
+        let Some(stdin) = &mut run.stdin else {
+            return false;
+        };
+        if !run.to_child.is_empty() && run.stdin_ready {
+            match stdin.write(&run.to_child) {
+                Ok(n) => {
+                    run.to_child.drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => run.stdin_ready = false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    // The script stopped reading: skip the rest of the body.
+                    run.to_child.clear();
+                    self.discard = run.body_left;
+                    run.body_left = 0;
+                    run.stdin = None;
+                    return true;
+                }
+            }
+            if run.to_child.is_empty() && run.body_left == 0 {
+                run.stdin = None;
+            }
+            return true;
+        }
+        if run.to_child.is_empty() && run.body_left == 0 {
+            run.stdin = None;
+            return true;
+        }
+        false
+    }
+
+    /// Reads what the script printed: its header first, then the body,
+    /// framed for the client.
+    pub(super) fn cgi_read_output(&mut self, sh: &mut Shared) -> io::Result<bool> {
+        let State::Cgi(run) = &mut self.state else {
+            return Ok(false);
+        };
+        let Some(stdout) = &mut run.stdout else {
+            return Ok(false);
+        };
+        if !run.stdout_ready {
+            return Ok(false);
+        }
+        let n = match stdout.read(&mut sh.rbuf[..CGI_BUFFER]) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                run.stdout_ready = false;
+                return Ok(false);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(true),
+            Err(_) => 0,
+        };
+        if n == 0 {
+            run.stdout = None;
+            match run.framing {
+                Framing::Pending => {
+                    let raw_line = std::mem::take(&mut run.raw_line);
+                    self.cgi_failed(502, "CGI script did not send a valid header", &raw_line, sh);
+                }
+                Framing::Chunked => self.out.extend_from_slice(b"0\r\n\r\n"),
+                Framing::Length(left) if left > 0 => run.close = true,
+                Framing::UntilClose => run.close = true,
+                Framing::Length(_) | Framing::Discard => {}
+            }
+            return Ok(true);
+        }
+        if run.framing != Framing::Pending {
+            emit_body(run, &mut self.out, &sh.rbuf[..n]);
+            return Ok(true);
+        }
+        run.head.extend_from_slice(&sh.rbuf[..n]);
+        match cgi::parse_output_head(&run.head) {
+            OutputParse::Partial => Ok(true),
+            OutputParse::Invalid(why) => {
+                let raw_line = std::mem::take(&mut run.raw_line);
+                let message = format!("Bad CGI output: {why}");
+                self.cgi_failed(502, &message, &raw_line, sh);
+                Ok(true)
+            }
+            OutputParse::Complete(head) if head.local_redirect.is_some() => {
+                let target = head.local_redirect.unwrap_or_default();
+                self.cgi_local_redirect(&target, sh);
+                Ok(true)
+            }
+            OutputParse::Complete(head) => {
+                let run_head = std::mem::take(&mut run.head);
+                self.cgi_send_head(&head, sh);
+                if let State::Cgi(run) = &mut self.state {
+                    emit_body(run, &mut self.out, &run_head[head.len..]);
+                }
+                Ok(true)
+            }
+        }
+    }
+
+    /// RFC 3875 6.2.2: a script answering `Location: /path` asks the server
+    /// to serve that path in its place. The script's work is done: its
+    /// pipes are dropped (the reactor reaps it) and the path is answered as
+    /// a GET (or HEAD) would be, except that it may not run another script.
+    pub(super) fn cgi_local_redirect(&mut self, target: &[u8], sh: &mut Shared) {
+        let State::Cgi(run) = std::mem::replace(&mut self.state, State::Closing) else {
+            return;
+        };
+        self.discard = run.body_left;
+        let req = Request {
+            peer: self.peer,
+            raw_line: &run.raw_line,
+            line: request::RequestLine {
+                method: if run.head_only { b"HEAD" } else { b"GET" },
+                target,
+                version: if run.chunked_ok {
+                    Version::HTTP_11
+                } else {
+                    Version::HTTP_10
+                },
+            },
+            headers: &[],
+        };
+        let mut reply = respond::respond(
+            sh.site,
+            sh.clock.http_date(),
+            &req,
+            &mut self.out,
+            sh.scratch,
+        );
+        if matches!(reply.body, Body::Cgi(_)) {
+            self.out.clear();
+            self.state = State::Cgi(run);
+            let raw_line = self.child_raw_line();
+            self.cgi_failed(502, "CGI local redirect to another script", &raw_line, sh);
+            return;
+        }
+        self.log(sh, &run.raw_line, &reply);
+        reply.close |= run.close;
+        reply.discard = 0;
+        self.after_reply(reply, &run.raw_line, sh);
+    }
+
+    pub(super) fn child_raw_line(&self) -> Vec<u8> {
+        match &self.state {
+            State::Cgi(run) => run.raw_line.clone(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Writes the response head for a script's parsed output header and
+    /// chooses how the body is framed.
+    pub(super) fn cgi_send_head(&mut self, head: &cgi::OutputHead, sh: &mut Shared) {
+        let State::Cgi(run) = &mut self.state else {
+            return;
+        };
+        let proto = sh.site.protocol.as_str();
+        let status = head.status;
+        run.framing = if run.head_only || !status_has_body(status) {
+            Framing::Discard
+        } else if let Some(len) = head.content_length {
+            Framing::Length(len)
+        } else if run.chunked_ok && !run.close {
+            Framing::Chunked
+        } else {
+            run.close = true;
+            Framing::UntilClose
+        };
+        let reason: &[u8] = match (&head.reason, status) {
+            (Some(r), _) => r,
+            // Python's phrase for every CGI response.
+            (None, 200) => b"Script output follows",
+            (None, code) => crate::status::phrase(code).as_bytes(),
+        };
+        let date = sh.clock.http_date();
+        let mut out = Head::with_reason(&mut self.out, proto, status, reason, false, date);
+        for (name, value) in &head.headers {
+            if let Ok(name) = std::str::from_utf8(name) {
+                out.header(name, value);
+            }
+        }
+        if run.announce_keep_alive && !run.close {
+            out.header("Connection", b"keep-alive");
+        }
+        out.raw(&sh.site.extra_headers);
+        match run.framing {
+            Framing::Length(len) => {
+                out.header_num("Content-Length", len);
+            }
+            Framing::Discard => {
+                if let Some(len) = head.content_length {
+                    out.header_num("Content-Length", len);
+                }
+            }
+            Framing::Chunked => {
+                out.header("Transfer-Encoding", b"chunked");
+            }
+            Framing::UntilClose | Framing::Pending => {}
+        }
+        if run.close && sh.site.protocol == respond::Protocol::Http11 {
+            out.header("Connection", b"close");
+        }
+        out.finish();
+        sh.log.request(sh.clock, self.peer, &run.raw_line, status);
+    }
+}
+
+/// Appends script output to the client's buffer, framed as chosen.
+fn emit_body(run: &mut CgiRun, out: &mut Vec<u8>, data: &[u8]) {
+    if data.is_empty() {
+        return;
+    }
+    match &mut run.framing {
+        Framing::Length(left) => {
+            let take = data.len().min(usize::try_from(*left).unwrap_or(usize::MAX));
+            out.extend_from_slice(&data[..take]);
+            *left -= take as u64;
+            if take < data.len() {
+                // More than the script promised: the extra cannot be framed.
+                run.close = true;
+            }
+        }
+        Framing::Chunked => {
+            let _ = write!(out, "{:x}\r\n", data.len());
+            out.extend_from_slice(data);
+            out.extend_from_slice(b"\r\n");
+        }
+        Framing::UntilClose => out.extend_from_slice(data),
+        Framing::Discard | Framing::Pending => {}
+    }
+}
