@@ -98,23 +98,9 @@ NOFILE=$(ulimit -n)
 
 # ------------------------------------------------------------ clean-up
 
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/tinyserve-abuse.XXXXXX")
-PIDS=()
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do
-        [[ -n $pid ]] && stop_pid "$pid"
-    done
-    if [[ ${ABUSE_KEEP:-0} == 1 ]]; then
-        say "kept $TMP"
-    else
-        rm -rf "$TMP"
-    fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+start_session abuse "${ABUSE_KEEP:-0}"
 
 # ------------------------------------------------------------ build, fixture
 

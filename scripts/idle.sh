@@ -68,23 +68,9 @@ fi
 
 # ------------------------------------------------------------ clean-up
 
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/tinyserve-idle.XXXXXX")
-PIDS=()
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do
-        [[ -n $pid ]] && stop_pid "$pid"
-    done
-    if [[ ${IDLE_KEEP:-0} == 1 ]]; then
-        say "kept $TMP"
-    else
-        rm -rf "$TMP"
-    fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+start_session idle "${IDLE_KEEP:-0}"
 
 # ------------------------------------------------------------ build, server
 

@@ -18,3 +18,26 @@ stop_pid() {
     kill -KILL "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
 }
+
+# start_session NAME KEEP: makes a temp dir in $TMP and an empty PIDS array;
+# on exit every process in PIDS is stopped and the dir removed (kept, and
+# said so with the caller's `say`, when KEEP is 1).
+start_session() {
+    TMP=$(mktemp -d "${TMPDIR:-/tmp}/tinyserve-$1.XXXXXX")
+    PIDS=()
+    SESSION_KEEP=$2
+    trap stop_session EXIT
+    trap 'exit 130' INT TERM
+}
+
+stop_session() {
+    local pid
+    for pid in "${PIDS[@]}"; do
+        [[ -n $pid ]] && stop_pid "$pid"
+    done
+    if [[ $SESSION_KEEP == 1 ]]; then
+        say "kept $TMP"
+    else
+        rm -rf "$TMP"
+    fi
+}

@@ -2013,90 +2013,18 @@ fn differential_against_python() {
         });
     });
 
-    let mut outcomes = outcomes.into_inner().unwrap();
-    outcomes.sort_by(|a, b| (a.name.as_str(), a.mode).cmp(&(b.name.as_str(), b.mode)));
-
-    // A server that died during the run makes every later exchange fail with
-    // "connection refused": report the death itself first and loudly.
-    let mut servers = servers;
-    let mut crashes = Vec::new();
-    for (mi, (p, t)) in servers.iter_mut().enumerate() {
-        for s in [p, t] {
-            if let Some(st) = s.try_exit_status() {
-                let log = s.log_lines();
-                let tail = &log[log.len().saturating_sub(15)..];
-                crashes.push(format!(
-                    "{} ({}) EXITED during the run with {st}; last stderr lines:\n      {}",
-                    s.label,
-                    MODES[mi],
-                    tail.join("\n      ")
-                ));
-            }
-        }
-    }
-    for c in &crashes {
-        eprintln!("\n!!! {c}");
-    }
-
-    if verbose {
-        for o in &outcomes {
-            eprintln!("[{:?}] {} ({})", o.kind, o.name, o.mode);
-        }
-    }
-
-    let matched = outcomes
-        .iter()
-        .filter(|o| o.kind == OutcomeKind::Matched)
-        .count();
-    let deliberate = outcomes
-        .iter()
-        .filter(|o| matches!(o.kind, OutcomeKind::Deliberate(_)))
-        .count();
-    let bad: Vec<&Outcome> = outcomes
-        .iter()
-        .filter(|o| matches!(o.kind, OutcomeKind::Mismatch | OutcomeKind::CorpusError))
-        .collect();
-
-    print_deliberate(&outcomes, false);
-    print_mismatches(&bad);
-
-    // Don't let the log threads' buffers grow silently: show a couple of lines.
-    if verbose {
-        for (p, t) in &servers {
-            eprintln!(
-                "{} log sample: {:?}",
-                p.label,
-                p.log_lines().iter().take(2).collect::<Vec<_>>()
-            );
-            eprintln!(
-                "{} log sample: {:?}",
-                t.label,
-                t.log_lines().iter().take(2).collect::<Vec<_>>()
-            );
-        }
-    }
-
-    eprintln!(
-        "\ndifferential: {n} requests x 2 modes, {matched} matched, {deliberate} deliberate differences \
-         (+ {} persistence probes x 2 modes); {} mismatches; {:.1} s",
-        pcases.len(),
-        bad.len(),
-        started.elapsed().as_secs_f64()
-    );
-    println!(
-        "differential: {n} requests x 2 modes, {matched} matched, {deliberate} deliberate differences"
-    );
-
-    assert!(crashes.is_empty(), "server crashed: {}", crashes.join("\n"));
-    assert!(
-        bad.is_empty(),
-        "{} differential mismatches against {} (see the report above): {}",
-        bad.len(),
-        py.version,
-        bad.iter()
-            .map(|o| format!("{} [{}]", o.name, o.mode))
-            .collect::<Vec<_>>()
-            .join("; ")
+    let extra = format!(" (+ {} persistence probes x 2 modes)", pcases.len());
+    let outcomes = outcomes.into_inner().unwrap();
+    report(
+        "differential",
+        false,
+        &extra,
+        n,
+        &py.version,
+        started,
+        verbose,
+        servers,
+        outcomes,
     );
 }
 
@@ -3350,9 +3278,37 @@ fn differential_cgi_against_python() {
         });
     });
 
-    let mut outcomes = outcomes.into_inner().unwrap();
+    let outcomes = outcomes.into_inner().unwrap();
+    report(
+        "differential cgi",
+        true,
+        "",
+        n,
+        &py.version,
+        started,
+        verbose,
+        servers,
+        outcomes,
+    );
+}
+
+/// Ends a differential run: reports a server that died first and loudly
+/// (every later exchange then fails with "connection refused"), prints the
+/// deliberate differences and mismatches and the summary line, and fails on
+/// a crash or any mismatch.
+#[allow(clippy::too_many_arguments)]
+fn report(
+    title: &str,
+    cgi: bool,
+    extra: &str,
+    n: usize,
+    py_version: &str,
+    started: Instant,
+    verbose: bool,
+    mut servers: Vec<(Server, Server)>,
+    mut outcomes: Vec<Outcome>,
+) {
     outcomes.sort_by(|a, b| (a.name.as_str(), a.mode).cmp(&(b.name.as_str(), b.mode)));
-    let mut servers = servers;
     let mut crashes = Vec::new();
     for (mi, (p, t)) in servers.iter_mut().enumerate() {
         for s in [p, t] {
@@ -3374,35 +3330,36 @@ fn differential_cgi_against_python() {
         for o in &outcomes {
             eprintln!("[{:?}] {} ({})", o.kind, o.name, o.mode);
         }
+        for (p, t) in &servers {
+            for s in [p, t] {
+                let sample: Vec<String> = s.log_lines().into_iter().take(2).collect();
+                eprintln!("{} log sample: {sample:?}", s.label);
+            }
+        }
     }
-    let matched = outcomes
-        .iter()
-        .filter(|o| o.kind == OutcomeKind::Matched)
-        .count();
-    let deliberate = outcomes
-        .iter()
-        .filter(|o| matches!(o.kind, OutcomeKind::Deliberate(_)))
-        .count();
+    let count = |kind: fn(&OutcomeKind) -> bool| outcomes.iter().filter(|o| kind(&o.kind)).count();
+    let matched = count(|k| *k == OutcomeKind::Matched);
+    let deliberate = count(|k| matches!(k, OutcomeKind::Deliberate(_)));
     let bad: Vec<&Outcome> = outcomes
         .iter()
         .filter(|o| matches!(o.kind, OutcomeKind::Mismatch | OutcomeKind::CorpusError))
         .collect();
-    print_deliberate(&outcomes, true);
+    print_deliberate(&outcomes, cgi);
     print_mismatches(&bad);
     eprintln!(
-        "\ndifferential cgi: {n} requests x 2 modes, {matched} matched, {deliberate} deliberate differences; {} mismatches; {:.1} s",
+        "\n{title}: {n} requests x 2 modes, {matched} matched, {deliberate} deliberate differences{extra}; \
+         {} mismatches; {:.1} s",
         bad.len(),
         started.elapsed().as_secs_f64()
     );
     println!(
-        "differential cgi: {n} requests x 2 modes, {matched} matched, {deliberate} deliberate differences"
+        "{title}: {n} requests x 2 modes, {matched} matched, {deliberate} deliberate differences"
     );
     assert!(crashes.is_empty(), "server crashed: {}", crashes.join("\n"));
     assert!(
         bad.is_empty(),
-        "{} CGI differential mismatches against {} (see the report above): {}",
+        "{} {title} mismatches against {py_version} (see the report above): {}",
         bad.len(),
-        py.version,
         bad.iter()
             .map(|o| format!("{} [{}]", o.name, o.mode))
             .collect::<Vec<_>>()

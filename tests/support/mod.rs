@@ -247,49 +247,11 @@ impl Server {
         let stderr_lines = Arc::new(Mutex::new(Vec::new()));
         let stdout_lines = Arc::new(Mutex::new(Vec::new()));
 
-        // stderr: the access log. Keep draining it for the child's lifetime.
-        {
-            let lines = stderr_lines.clone();
-            thread::spawn(move || {
-                let mut r = BufReader::new(stderr);
-                let mut buf = Vec::new();
-                loop {
-                    buf.clear();
-                    match r.read_until(b'\n', &mut buf) {
-                        Ok(0) | Err(_) => break,
-                        Ok(_) => {
-                            let s = String::from_utf8_lossy(&buf);
-                            lines
-                                .lock()
-                                .unwrap()
-                                .push(s.trim_end_matches(['\r', '\n']).to_string());
-                        }
-                    }
-                }
-            });
-        }
-        // stdout: first line is the banner; keep draining afterwards.
+        // stderr is the access log, stdout starts with the banner: both are
+        // drained for the child's lifetime.
+        drain_lines(stderr, stderr_lines.clone(), None);
         let (tx, rx) = mpsc::channel::<String>();
-        {
-            let lines = stdout_lines.clone();
-            thread::spawn(move || {
-                let mut r = BufReader::new(stdout);
-                let mut buf = Vec::new();
-                loop {
-                    buf.clear();
-                    match r.read_until(b'\n', &mut buf) {
-                        Ok(0) | Err(_) => break,
-                        Ok(_) => {
-                            let s = String::from_utf8_lossy(&buf)
-                                .trim_end_matches(['\r', '\n'])
-                                .to_string();
-                            lines.lock().unwrap().push(s.clone());
-                            let _ = tx.send(s);
-                        }
-                    }
-                }
-            });
-        }
+        drain_lines(stdout, stdout_lines.clone(), Some(tx));
 
         let deadline = Instant::now() + BANNER_TIMEOUT;
         loop {
@@ -1545,4 +1507,32 @@ pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
         }
         thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// Reads `from` line by line on a thread of its own, until EOF, into
+/// `lines` (line endings trimmed), also sending each line to `tx` if given.
+fn drain_lines(
+    from: impl std::io::Read + Send + 'static,
+    lines: Arc<Mutex<Vec<String>>>,
+    tx: Option<mpsc::Sender<String>>,
+) {
+    thread::spawn(move || {
+        let mut r = BufReader::new(from);
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match r.read_until(b'\n', &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    let line = String::from_utf8_lossy(&buf)
+                        .trim_end_matches(['\r', '\n'])
+                        .to_string();
+                    lines.lock().unwrap().push(line.clone());
+                    if let Some(tx) = &tx {
+                        let _ = tx.send(line);
+                    }
+                }
+            }
+        }
+    });
 }
