@@ -33,6 +33,7 @@
 //!   `, ` (section 5.3); the caller decides, and ignores preconditions when
 //!   the response without them would not be 2xx or 412 (section 13.2.1).
 
+use crate::request::trim_ows;
 use std::time::UNIX_EPOCH;
 
 /// The longest entity tag [`ETag::new`] makes: two quotes, two dashes and
@@ -243,14 +244,6 @@ fn skip_past_comma(s: &[u8]) -> &[u8] {
 
 fn trim_start_ows(mut s: &[u8]) -> &[u8] {
     while let [b' ' | b'\t', rest @ ..] = s {
-        s = rest;
-    }
-    s
-}
-
-fn trim_ows(s: &[u8]) -> &[u8] {
-    let mut s = trim_start_ows(s);
-    while let [rest @ .., b' ' | b'\t'] = s {
         s = rest;
     }
     s

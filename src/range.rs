@@ -51,6 +51,7 @@
 //!   14.2), only after the preconditions of `crate::conditional`, and only
 //!   if `If-Range`, when present, allows it.
 
+use crate::request::trim_ows;
 use crate::response::push_decimal;
 use std::cmp::Ordering;
 
@@ -312,16 +313,6 @@ fn cmp_decimal(a: &[u8], b: &[u8]) -> Ordering {
 fn strip_leading_zeros(digits: &[u8]) -> &[u8] {
     let zeros = digits.iter().take_while(|&&b| b == b'0').count();
     digits.get(zeros..).unwrap_or(&[])
-}
-
-fn trim_ows(mut s: &[u8]) -> &[u8] {
-    while let [b' ' | b'\t', rest @ ..] = s {
-        s = rest;
-    }
-    while let [rest @ .., b' ' | b'\t'] = s {
-        s = rest;
-    }
-    s
 }
 
 /// The number of decimal digits of `n`.

@@ -370,20 +370,20 @@ pub fn parse_headers<'b>(block: &'b [u8], headers: &mut [httparse::Header<'b>]) 
 fn split_header_line(line: &[u8]) -> (&str, &[u8]) {
     let colon = memchr::memchr(b':', line).unwrap_or(0);
     let name = std::str::from_utf8(&line[..colon]).unwrap_or("");
-    let value = trim_ows(&line[colon + 1..]);
+    let value = trim_ows(trim_line_end(&line[colon + 1..]));
     (name, value)
 }
 
-fn trim_ows(v: &[u8]) -> &[u8] {
-    let start = v
-        .iter()
-        .position(|&b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
-        .unwrap_or(v.len());
-    let end = v
-        .iter()
-        .rposition(|&b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
-        .map_or(start, |i| i + 1);
-    &v[start..end]
+/// `s` without the optional whitespace (spaces and tabs, RFC 9110 5.6.3)
+/// around it.
+pub fn trim_ows(mut s: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = s {
+        s = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = s {
+        s = rest;
+    }
+    s
 }
 
 /// The first header with this name, as Python's `headers.get(name)`.
