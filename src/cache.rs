@@ -9,9 +9,20 @@
 //! link's target cannot go unseen. What inotify cannot see is not cached
 //! around either: a file changed through a hard link in an unwatched
 //! directory, or written through `mmap`, may be served stale until evicted.
+//!
+//! inotify is trusted only on file systems known to deliver its events for
+//! every change (local ones: ext4, xfs, btrfs, tmpfs...). On others (NFS,
+//! SMB, FUSE, 9p, VM shared folders: changes made elsewhere send no event)
+//! an entry is checked with `stat` before it is used, at most once a second,
+//! as lighttpd's "simple" stat cache does.
+//!
+//! Ceilings: [`MAX_ENTRIES`] entries, [`MAX_BYTES`] of content, a quarter of
+//! the open-file limit in descriptors, [`MAX_WATCHES`] inotify watches (a
+//! watch is removed with the last entry that needs it). Full, the oldest
+//! entry goes first; out of descriptors, half of them go ([`FileCache::shed`]).
 
 use crate::conditional::Validators;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -19,12 +30,17 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::Path;
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 /// Files up to this size are kept in memory and sent from there.
 pub const MAX_CONTENT: u64 = 16 * 1024;
-/// Bounds: when either is reached the cache starts over, empty.
-const MAX_ENTRIES: usize = 1024;
-const MAX_BYTES: usize = 1 << 20;
+pub const MAX_ENTRIES: usize = 1024;
+pub const MAX_BYTES: usize = 1 << 20;
+/// inotify watches held at most (each counts against the user's
+/// system-wide `max_user_watches`).
+pub const MAX_WATCHES: usize = 2048;
+/// How often an entry on a file system without reliable inotify is checked.
+const REVALIDATE_EVERY: Duration = Duration::from_secs(1);
 
 /// What a response needs to know about an open file; the bytes too when
 /// the file is small and cached.
@@ -36,6 +52,35 @@ pub struct FileFacts {
     pub validators: Validators,
     /// `Last-Modified`, formatted once.
     pub last_modified: [u8; 29],
+    /// What identifies this version of the file: device, inode, size,
+    /// modification and change times.
+    stamp: Stamp,
+}
+
+type Stamp = (u64, u64, u64, i64, i64, i64, i64);
+
+fn stamp_of(meta: &std::fs::Metadata) -> Stamp {
+    (
+        meta.dev(),
+        meta.ino(),
+        meta.len(),
+        meta.mtime(),
+        meta.mtime_nsec(),
+        meta.ctime(),
+        meta.ctime_nsec(),
+    )
+}
+
+fn stamp_of_stat(st: &libc::stat) -> Stamp {
+    (
+        st.st_dev,
+        st.st_ino,
+        u64::try_from(st.st_size).unwrap_or(0),
+        st.st_mtime,
+        st.st_mtime_nsec,
+        st.st_ctime,
+        st.st_ctime_nsec,
+    )
 }
 
 impl FileFacts {
@@ -47,6 +92,7 @@ impl FileFacts {
             len: meta.len(),
             last_modified: crate::clock::http_date(validators.last_modified),
             validators,
+            stamp: stamp_of(meta),
         }
     }
 }
@@ -57,6 +103,10 @@ pub struct Entry {
     /// `file.br` and `file.gz`, when they exist.
     pub br: Option<FileFacts>,
     pub gzip: Option<FileFacts>,
+    /// `None` where inotify is trusted; else when to `stat` it next.
+    check_at: Option<Instant>,
+    /// Insertion number, for evicting the oldest first.
+    born: u64,
 }
 
 /// A fast hash for the cache's keys (the FxHash mix). Keys are names of
@@ -87,13 +137,21 @@ impl std::hash::Hasher for PathHasher {
 type PathMap<V> = HashMap<Box<[u8]>, V, std::hash::BuildHasherDefault<PathHasher>>;
 
 impl Entry {
-    /// Bytes of file content this entry holds in memory.
-    fn content_bytes(&self) -> usize {
+    fn files(&self) -> impl Iterator<Item = &FileFacts> {
         [Some(&self.identity), self.br.as_ref(), self.gzip.as_ref()]
             .into_iter()
             .flatten()
+    }
+
+    /// Bytes of file content this entry holds in memory.
+    fn content_bytes(&self) -> usize {
+        self.files()
             .filter_map(|f| f.content.as_ref().map(|b| b.len()))
             .sum()
+    }
+
+    fn descriptors(&self) -> usize {
+        self.files().count()
     }
 }
 
@@ -108,12 +166,27 @@ enum Watch {
     File(Vec<Box<[u8]>>),
 }
 
+/// A watched directory: its watch and how many entries lie below it.
+struct WatchedDir {
+    wd: i32,
+    users: usize,
+}
+
 pub struct FileCache {
     inotify: OwnedFd,
     entries: PathMap<Entry>,
+    /// Keys in insertion order (some may be gone already).
+    order: VecDeque<(u64, Box<[u8]>)>,
+    born: u64,
     watches: HashMap<i32, Watch>,
-    dirs: PathMap<i32>,
+    dirs: PathMap<WatchedDir>,
     bytes: usize,
+    /// Descriptors held by entries, and the most they may hold.
+    fds: usize,
+    max_fds: usize,
+    /// Treat every file system as one whose inotify cannot be trusted (a
+    /// setting for tests of that path: `TINYSERVE_CACHE_REVALIDATE=1`).
+    revalidate_all: bool,
 }
 
 const DIR_EVENTS: u32 = libc::IN_MOVED_FROM
@@ -133,8 +206,34 @@ const FILE_EVENTS: u32 = libc::IN_MODIFY
 /// loop, so a storm of events cannot keep requests waiting.
 const READS_PER_WAKE: usize = 16;
 
+/// File systems whose inotify events cover every change to their files:
+/// local ones, where all writes go through this kernel.
+fn inotify_is_trusted(file: &File) -> bool {
+    // SAFETY: fstatfs only writes into the struct we pass.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstatfs(file.as_raw_fd(), &mut st) } != 0 {
+        return false;
+    }
+    const TRUSTED: [i64; 12] = [
+        0xEF53,      // ext2, ext3, ext4
+        0x5846_5342, // xfs
+        0x9123_683E, // btrfs
+        0x0102_1994, // tmpfs
+        0xF2F5_2010, // f2fs
+        0x2FC1_2FC1, // zfs
+        0x3153_464A, // jfs
+        0x5265_4973, // reiserfs
+        0x4d44,      // vfat
+        0x2011_BAB0, // exfat
+        0x7461_636f, // ocfs2 (local mounts)
+        0x5346_544e, // ntfs
+    ];
+    TRUSTED.contains(&(st.f_type as i64))
+}
+
 impl FileCache {
-    pub fn new() -> io::Result<FileCache> {
+    /// A cache holding at most `max_fds` descriptors.
+    pub fn new(max_fds: usize) -> io::Result<FileCache> {
         // SAFETY: plain syscall; the result is checked.
         let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
         if fd < 0 {
@@ -144,9 +243,15 @@ impl FileCache {
             // SAFETY: a fresh descriptor owned from here on.
             inotify: unsafe { OwnedFd::from_raw_fd(fd) },
             entries: PathMap::default(),
+            order: VecDeque::new(),
+            born: 0,
             watches: HashMap::new(),
             dirs: PathMap::default(),
             bytes: 0,
+            fds: 0,
+            max_fds: max_fds.max(3),
+            revalidate_all: std::env::var_os("TINYSERVE_CACHE_REVALIDATE")
+                .is_some_and(|v| v == "1"),
         })
     }
 
@@ -155,52 +260,139 @@ impl FileCache {
         self.inotify.as_raw_fd()
     }
 
+    /// How many inotify watches are held (for tests and the README).
+    pub fn watch_count(&self) -> usize {
+        self.watches.len()
+    }
+
     pub fn get(&self, rel: &[u8]) -> Option<&Entry> {
+        self.entries.get(rel)
+    }
+
+    /// The entry for `rel`, checked first with `stat` (at most once a
+    /// second) if it lives where inotify cannot be trusted; a changed one
+    /// is dropped, so the caller opens the file afresh.
+    pub fn get_fresh(&mut self, root: &File, rel: &[u8], now: Instant) -> Option<&Entry> {
+        let check_at = self.entries.get(rel)?.check_at;
+        if let Some(at) = check_at
+            && now >= at
+        {
+            let mut scratch = Vec::new();
+            let entry = self.entries.get(rel)?;
+            let unchanged = same_file(root, rel, b"", Some(&entry.identity), &mut scratch)
+                && same_file(root, rel, b".br", entry.br.as_ref(), &mut scratch)
+                && same_file(root, rel, b".gz", entry.gzip.as_ref(), &mut scratch);
+            if !unchanged {
+                self.remove(rel);
+                return None;
+            }
+            if let Some(entry) = self.entries.get_mut(rel) {
+                entry.check_at = Some(now + REVALIDATE_EVERY);
+            }
+        }
         self.entries.get(rel)
     }
 
     /// Caches the file at `rel` (already open as `file`), if it qualifies:
     /// a regular file reached without symlinks, its directories and itself
     /// (and its twins) watched.
-    pub fn insert(&mut self, root: &Path, rel: &[u8], file: &Rc<File>) {
+    pub fn insert(
+        &mut self,
+        root: &File,
+        root_path: &Path,
+        rel: &[u8],
+        file: &Rc<File>,
+        now: Instant,
+    ) {
         if rel.is_empty() || self.entries.contains_key(rel) {
             return;
         }
-        let full = root.join(std::ffi::OsStr::from_bytes(rel));
-        let Ok(real) = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())) else {
-            return;
-        };
-        if real != full {
+        let full = root_path.join(std::ffi::OsStr::from_bytes(rel));
+        if crate::sys::real_path(file).is_none_or(|real| real != full) {
             return; // reached through a symlink: its target is not watched
         }
-        if self.entries.len() >= MAX_ENTRIES || self.bytes >= MAX_BYTES {
-            self.clear();
+        // Room first: entries, content, descriptors (three at most), watches
+        // (one per directory on the way, and three files).
+        let depth = memchr::memchr_iter(b'/', rel).count() + 1;
+        while !self.entries.is_empty()
+            && (self.entries.len() >= MAX_ENTRIES
+                || self.bytes >= MAX_BYTES
+                || self.fds + 3 > self.max_fds
+                || self.watches.len() + depth + 3 > MAX_WATCHES)
+        {
+            self.evict_oldest();
         }
+        if self.fds + 3 > self.max_fds || self.watches.len() + depth + 3 > MAX_WATCHES {
+            return;
+        }
+        let trusted = !self.revalidate_all && inotify_is_trusted(file);
         // Watch first, read second: a change after this point is seen.
-        if !self.watch_dirs(root, rel) || !self.watch_file(&full, rel) {
+        if !self.watch_dirs(root_path, rel) {
+            return;
+        }
+        if !self.watch_file(&full, rel) {
+            self.forget_file_watches(rel);
+            self.release_dirs(rel);
             return;
         }
         let Some(identity) = cached_file(Rc::clone(file)) else {
+            self.forget_file_watches(rel);
+            self.release_dirs(rel);
             return;
         };
-        let mut twin = |suffix: &str| {
-            let mut name = full.clone().into_os_string();
-            name.push(suffix);
-            let f = File::open(&name).ok()?;
-            let meta = f.metadata().ok()?;
-            let real = std::fs::read_link(format!("/proc/self/fd/{}", f.as_raw_fd())).ok()?;
-            (meta.is_file() && real.as_os_str() == name).then_some(())?;
-            self.watch_file(Path::new(&name), rel).then_some(())?;
+        let mut scratch = Vec::new();
+        let mut twin = |suffix: &[u8]| {
+            let mut name = rel.to_vec();
+            name.extend_from_slice(suffix);
+            let crate::sys::Found::File(f, _) =
+                crate::sys::open_checked(root, &name, &mut scratch).ok()?
+            else {
+                return None;
+            };
+            let mut full_twin = full.clone().into_os_string();
+            full_twin.push(std::ffi::OsStr::from_bytes(suffix));
+            (crate::sys::real_path(&f)?.as_os_str() == full_twin).then_some(())?;
+            self.watch_file(Path::new(&full_twin), rel).then_some(())?;
             cached_file(Rc::new(f))
         };
+        let br = twin(b".br");
+        let gzip = twin(b".gz");
+        self.born += 1;
         let entry = Entry {
             content_type: crate::mime::content_type(rel),
-            br: twin(".br"),
-            gzip: twin(".gz"),
+            br,
+            gzip,
             identity,
+            check_at: (!trusted).then_some(now + REVALIDATE_EVERY),
+            born: self.born,
         };
         self.bytes += entry.content_bytes();
+        self.fds += entry.descriptors();
+        self.order.push_back((self.born, rel.into()));
         self.entries.insert(rel.into(), entry);
+    }
+
+    /// Drops half of the entries, oldest first, to give their descriptors
+    /// back: called when an `open` fails with EMFILE.
+    pub fn shed(&mut self) {
+        let target = self.entries.len() / 2;
+        while self.entries.len() > target {
+            self.evict_oldest();
+        }
+    }
+
+    fn evict_oldest(&mut self) {
+        while let Some((born, key)) = self.order.pop_front() {
+            if self.entries.get(&key).is_some_and(|e| e.born == born) {
+                self.remove(&key);
+                return;
+            }
+        }
+        // The order lost track (it cannot, but never loop): start over.
+        let keys: Vec<Box<[u8]>> = self.entries.keys().cloned().collect();
+        for key in keys {
+            self.remove(&key);
+        }
     }
 
     fn add_watch(&self, path: &Path, mask: u32) -> Option<i32> {
@@ -212,22 +404,61 @@ impl FileCache {
         (wd >= 0).then_some(wd)
     }
 
-    /// Watches every directory from the root to the one holding `rel`.
+    fn rm_watch(&self, wd: i32) {
+        // SAFETY: removing a watch we added; an already-gone one fails harmlessly.
+        unsafe { libc::inotify_rm_watch(self.inotify.as_raw_fd(), wd) };
+    }
+
+    /// The directories from the root down to the one holding `rel`.
+    fn dirs_of(rel: &[u8]) -> impl Iterator<Item = &[u8]> {
+        std::iter::once(0)
+            .chain(memchr::memchr_iter(b'/', rel))
+            .map(move |end| &rel[..end])
+    }
+
+    /// Watches (or counts one more user of) every directory from the root
+    /// to the one holding `rel`.
+    /// On failure nothing is left counted.
     fn watch_dirs(&mut self, root: &Path, rel: &[u8]) -> bool {
-        let dir_ends = std::iter::once(0).chain(memchr::memchr_iter(b'/', rel));
-        for end in dir_ends {
-            let dir = &rel[..end];
-            if self.dirs.contains_key(dir) {
+        let mut done = 0;
+        for dir in Self::dirs_of(rel) {
+            if let Some(d) = self.dirs.get_mut(dir) {
+                d.users += 1;
+                done += 1;
                 continue;
             }
             let Some(wd) = self.add_watch(&root.join(std::ffi::OsStr::from_bytes(dir)), DIR_EVENTS)
             else {
+                self.release_dirs_upto(rel, done);
                 return false;
             };
             self.watches.insert(wd, Watch::Dir(dir.into()));
-            self.dirs.insert(dir.into(), wd);
+            self.dirs.insert(dir.into(), WatchedDir { wd, users: 1 });
+            done += 1;
         }
         true
+    }
+
+    /// One user fewer for each directory above `rel`; a directory no entry
+    /// needs is no longer watched.
+    fn release_dirs(&mut self, rel: &[u8]) {
+        self.release_dirs_upto(rel, usize::MAX);
+    }
+
+    /// [`FileCache::release_dirs`] for the first `count` directories only.
+    fn release_dirs_upto(&mut self, rel: &[u8], count: usize) {
+        for dir in Self::dirs_of(rel).take(count) {
+            let Some(d) = self.dirs.get_mut(dir) else {
+                continue;
+            };
+            d.users = d.users.saturating_sub(1);
+            if d.users == 0 {
+                let wd = d.wd;
+                self.dirs.remove(dir);
+                self.watches.remove(&wd);
+                self.rm_watch(wd);
+            }
+        }
     }
 
     /// Watches the file at `path` on behalf of the entry `key`.
@@ -285,6 +516,7 @@ impl FileCache {
         let keys: Vec<Box<[u8]>> = match self.watches.get(&wd) {
             None => return,
             Some(Watch::File(keys)) => keys.clone(),
+            Some(Watch::Dir(dir)) if gone => vec![dir.clone()],
             Some(Watch::Dir(dir)) => {
                 let mut target = dir.to_vec();
                 if !name.is_empty() {
@@ -299,14 +531,15 @@ impl FileCache {
                         keys.push(original.into());
                     }
                 }
-                if gone {
-                    self.dirs.remove(dir);
-                }
                 keys
             }
         };
         if gone {
-            self.watches.remove(&wd);
+            // The kernel dropped this watch (its inode went away): forget it,
+            // and everything that needed it.
+            if let Some(Watch::Dir(dir)) = self.watches.remove(&wd) {
+                self.dirs.remove(&dir);
+            }
         }
         for key in keys {
             self.drop_under(&key);
@@ -330,12 +563,8 @@ impl FileCache {
         }
     }
 
-    /// Drops one entry and the file watches that only it needed.
-    fn remove(&mut self, key: &[u8]) {
-        let Some(entry) = self.entries.remove(key) else {
-            return;
-        };
-        self.bytes -= entry.content_bytes().min(self.bytes);
+    /// Drops the file watches that only `key` needed.
+    fn forget_file_watches(&mut self, key: &[u8]) {
         let mut unused = Vec::new();
         for (&wd, watch) in self.watches.iter_mut() {
             if let Watch::File(keys) = watch
@@ -349,18 +578,50 @@ impl FileCache {
         }
         for wd in unused {
             self.watches.remove(&wd);
-            // SAFETY: removing a watch we added; an already-gone one fails harmlessly.
-            unsafe { libc::inotify_rm_watch(self.inotify.as_raw_fd(), wd) };
+            self.rm_watch(wd);
         }
     }
 
-    /// Starts over, empty (directory watches are kept: they are few).
+    /// Drops one entry and the watches that only it needed.
+    fn remove(&mut self, key: &[u8]) {
+        let Some(entry) = self.entries.remove(key) else {
+            return;
+        };
+        self.bytes -= entry.content_bytes().min(self.bytes);
+        self.fds -= entry.descriptors().min(self.fds);
+        self.forget_file_watches(key);
+        self.release_dirs(key);
+    }
+
+    /// Starts over, empty.
     fn clear(&mut self) {
         let keys: Vec<Box<[u8]>> = self.entries.keys().cloned().collect();
         for key in keys {
             self.remove(&key);
         }
+        self.order.clear();
         self.bytes = 0;
+        self.fds = 0;
+    }
+}
+
+/// Whether `rel` + `suffix` under `root` is still the file `cached` was
+/// (or, with `cached` `None`, still absent as a regular file).
+fn same_file(
+    root: &File,
+    rel: &[u8],
+    suffix: &[u8],
+    cached: Option<&FileFacts>,
+    scratch: &mut Vec<u8>,
+) -> bool {
+    let mut name = rel.to_vec();
+    name.extend_from_slice(suffix);
+    let st = crate::sys::stat_at(root, &name, false, scratch)
+        .filter(|st| st.st_mode & libc::S_IFMT == libc::S_IFREG);
+    match (st, cached) {
+        (None, None) => true,
+        (Some(st), Some(c)) => stamp_of_stat(&st) == c.stamp,
+        _ => false,
     }
 }
 

@@ -97,24 +97,44 @@ fn refuse(status: u16, what: &str, name: &[u8]) -> Refusal {
     }
 }
 
-/// The file under `root` a URL path names, as Python's `translate_path`.
+/// The file under `root` that an already-decoded URL path names: Python's
+/// `translate_path` without its percent-decoding, which `collapse_path` has
+/// done once already. Decoding a second time is how `%252e%252e` would
+/// become `..` after the collapse had checked for it.
 fn translate(root: &Path, url: &[u8]) -> (PathBuf, bool) {
     let mut rel = Vec::new();
-    let t = urlpath::translate(url, &mut rel);
+    let t = urlpath::translate_decoded(url, &mut rel);
     (root.join(OsStr::from_bytes(&rel)), t.trailing_slash)
 }
 
 /// Python's `run_cgi` search: walk down directories as long as they exist,
-/// the next segment is the script, the rest is `PATH_INFO`.
+/// the next segment is the script, the rest is `PATH_INFO`. `dir` and
+/// `rest` come from [`split_cgi`], decoded once; nothing is decoded again.
+/// One `stat` per directory that exists on the way (and one more), each
+/// built by appending one segment: linear in the target's length.
+///
+/// A script runs only if the file found, symlinks resolved, lies inside
+/// one of the root's CGI directories (themselves resolved).
 pub fn find_script(root: &Path, dir: &[u8], rest: &[u8]) -> Result<Script, Refusal> {
     let mut path = dir.to_vec();
     path.push(b'/');
     path.extend_from_slice(rest);
+    if path.contains(&0) {
+        return Err(refuse(404, "No such CGI script", &path));
+    }
     let (mut dir_len, mut rest_start) = (dir.len(), dir.len() + 1);
+    // The directory the walk has reached, as a file system path; the query
+    // is not part of it (as `translate_path` drops it).
+    let path_part_end = memchr::memchr2(b'?', b'#', &path).unwrap_or(path.len());
+    let mut probe = translate(root, dir).0;
     let mut search = dir_len + 1;
     while let Some(i) = memchr::memchr(b'/', path.get(search..).unwrap_or(b"")).map(|i| i + search)
     {
-        if translate(root, &path[..i]).0.is_dir() {
+        let segment = &path[search.min(path_part_end)..i.min(path_part_end)];
+        if !segment.is_empty() {
+            probe.push(OsStr::from_bytes(segment));
+        }
+        if probe.is_dir() {
             (dir_len, rest_start) = (i, i + 1);
             search = i + 1;
         } else {
@@ -141,6 +161,10 @@ pub fn find_script(root: &Path, dir: &[u8], rest: &[u8]) -> Result<Script, Refus
     if !meta.is_file() || trailing_slash {
         return Err(refuse(403, "CGI script is not a plain file", &name));
     }
+    if !inside_a_cgi_directory(root, &file) {
+        // A symlink out of the CGI directory: nothing outside it runs.
+        return Err(refuse(404, "No such CGI script", &name));
+    }
     if meta.permissions().mode() & 0o111 == 0 {
         return Err(refuse(403, "CGI script is not executable", &name));
     }
@@ -149,6 +173,19 @@ pub fn find_script(root: &Path, dir: &[u8], rest: &[u8]) -> Result<Script, Refus
         file,
         rest: rest.to_vec(),
         query: query.to_vec(),
+    })
+}
+
+/// Whether `file`, resolved, lies inside `root/cgi-bin` or `root/htbin`
+/// (each resolved too, so a CGI directory may itself be a link).
+fn inside_a_cgi_directory(root: &Path, file: &Path) -> bool {
+    let Ok(real) = file.canonicalize() else {
+        return false;
+    };
+    CGI_DIRS.iter().any(|d| {
+        root.join(OsStr::from_bytes(&d[1..]))
+            .canonicalize()
+            .is_ok_and(|cgi_dir| real.starts_with(&cgi_dir) && real != cgi_dir)
     })
 }
 
@@ -182,11 +219,11 @@ pub fn environment(
     set("SERVER_PROTOCOL", ctx.protocol.as_bytes());
     set("SERVER_PORT", ctx.server_port.to_string().as_bytes());
     set("REQUEST_METHOD", ctx.method);
-    // Python decodes the already-decoded rest once more; so do we.
-    let path_info = urlpath::display_path(&script.rest);
-    set("PATH_INFO", &path_info);
+    // Decoded once, by `collapse_path` (Python decodes it a second time).
+    let path_info = &script.rest;
+    set("PATH_INFO", path_info);
     let mut rel = Vec::new();
-    let t = urlpath::translate(&path_info, &mut rel);
+    let t = urlpath::translate_decoded(path_info, &mut rel);
     let mut translated = ctx.root.as_os_str().as_bytes().to_vec();
     if !rel.is_empty() {
         translated.push(b'/');
@@ -239,14 +276,15 @@ pub fn environment(
 }
 
 /// `HTTP_NAME` for a header that is not already a CGI variable. Never
-/// `HTTP_PROXY` (httpoxy) and never the credentials.
+/// `HTTP_PROXY` (httpoxy) and never the credentials. A name with `_` in it
+/// is dropped, as Apache 2.4 and nginx drop it: `X_Forwarded_For` would
+/// otherwise pass for `X-Forwarded-For`, and `Content_Type` would pass
+/// for the real `CONTENT_TYPE` in scripts that read either.
 fn http_var_name(name: &str) -> Option<String> {
     let skip = ["content-type", "content-length", "authorization", "proxy"];
     if skip.iter().any(|s| name.eq_ignore_ascii_case(s))
         || name.is_empty()
-        || !name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
     {
         return None;
     }
@@ -371,7 +409,41 @@ pub enum OutputParse {
     Invalid(&'static str),
 }
 
-/// Parses the header block at the start of a script's output.
+/// Header fields a script may not set: the framing and the connection are
+/// ours to choose (hop-by-hop, RFC 9110 7.6.1), and `Date` and `Server` are
+/// ours too, so a response never carries two of either.
+const NOT_FROM_SCRIPTS: [&[u8]; 9] = [
+    b"Transfer-Encoding",
+    b"Connection",
+    b"Keep-Alive",
+    b"Upgrade",
+    b"TE",
+    b"Trailer",
+    b"Proxy-Connection",
+    b"Date",
+    b"Server",
+];
+
+/// A control byte other than HTAB: never allowed in a field or a reason
+/// phrase (RFC 9110 5.5, RFC 9112 4). A bare CR passed on would let a
+/// script that strips only `\n` from user input inject a header.
+fn is_ctl(b: u8) -> bool {
+    (b < 0x20 && b != b'\t') || b == 0x7f
+}
+
+/// An RFC 9110 token (a field name).
+fn is_token(name: &[u8]) -> bool {
+    !name.is_empty()
+        && name
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// Parses the header block at the start of a script's output. Anything a
+/// client could read differently from us is refused (502): a control byte
+/// anywhere (a bare CR included), a name that is not a token, a `Status`
+/// that is not three digits from 200 to 599 (a 1xx is not a final answer),
+/// a malformed or contradictory `Content-Length`.
 pub fn parse_output_head(buf: &[u8]) -> OutputParse {
     let mut headers = Vec::new();
     let mut status = None;
@@ -387,41 +459,58 @@ pub fn parse_output_head(buf: &[u8]) -> OutputParse {
                 OutputParse::Partial
             };
         };
+        if pos + nl > MAX_OUTPUT_HEAD {
+            return OutputParse::Invalid("the script's header is too long");
+        }
         let line = &buf[pos..pos + nl];
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         pos += nl + 1;
         if line.is_empty() {
             break;
         }
+        if line.iter().any(|&b| is_ctl(b)) {
+            return OutputParse::Invalid("the script sent a control character in its header");
+        }
         let Some(colon) = memchr::memchr(b':', line) else {
             return OutputParse::Invalid("the script sent a header line without a colon");
         };
         let name = &line[..colon];
-        if name.is_empty() || !name.iter().all(|&b| b.is_ascii_graphic()) {
+        if !is_token(name) {
             return OutputParse::Invalid("the script sent a malformed header name");
         }
-        let value = line[colon + 1..].trim_ascii();
+        let value = request::trim_ows(&line[colon + 1..]);
         if name.eq_ignore_ascii_case(b"Status") {
             let code = value
                 .get(..3)
+                .filter(|d| d.iter().all(u8::is_ascii_digit))
                 .and_then(|d| std::str::from_utf8(d).ok())
                 .and_then(|d| d.parse::<u16>().ok());
             match code {
-                Some(c) if (100..=599).contains(&c) && value.get(3).is_none_or(|&b| b == b' ') => {
+                Some(c) if (200..=599).contains(&c) && value.get(3).is_none_or(|&b| b == b' ') => {
                     status = Some(c);
-                    let r = value[3..].trim_ascii();
+                    let r = request::trim_ows(&value[3..]);
                     reason = (!r.is_empty()).then(|| r.to_vec());
+                }
+                Some(c) if (100..200).contains(&c) => {
+                    return OutputParse::Invalid("the script sent an interim (1xx) status");
                 }
                 _ => return OutputParse::Invalid("the script sent a malformed Status"),
             }
         } else if name.eq_ignore_ascii_case(b"Content-Length") {
-            content_length = std::str::from_utf8(value)
+            let n = std::str::from_utf8(value)
                 .ok()
+                .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
                 .and_then(|v| v.parse::<u64>().ok());
-        } else if name.eq_ignore_ascii_case(b"Transfer-Encoding")
-            || name.eq_ignore_ascii_case(b"Connection")
+            match (n, content_length) {
+                (Some(n), None) => content_length = Some(n),
+                (Some(n), Some(before)) if n == before => {}
+                _ => return OutputParse::Invalid("the script sent a bad Content-Length"),
+            }
+        } else if NOT_FROM_SCRIPTS
+            .iter()
+            .any(|n| name.eq_ignore_ascii_case(n))
         {
-            // Framing is ours to choose.
+            // Ours to set.
         } else {
             if name.eq_ignore_ascii_case(b"Location") {
                 location = Some(value.to_vec());
@@ -568,6 +657,28 @@ mod tests {
             parse_output_head(&vec![b'a'; MAX_OUTPUT_HEAD + 1]),
             OutputParse::Invalid(_)
         ));
+        for bad in [
+            &b"X-A: one\rSet-Cookie: crinj=1\n\n"[..],
+            b"X-A: nul\x00\n\n",
+            b"Status: 200 OK\x01\x1b[31mred\n\n",
+            b"Status: 100 Continue\n\n",
+            b"Status: 101 Switching Protocols\nUpgrade: websocket\n\n",
+            b"X(A): b\n\n",
+            b"Content-Length: 4x\n\n",
+            b"Content-Length: 4\nContent-Length: 5\n\n",
+        ] {
+            assert!(
+                matches!(parse_output_head(bad), OutputParse::Invalid(_)),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        let OutputParse::Complete(h) =
+            parse_output_head(b"Date: x\nServer: y\nX-Tab: a\tb\nKeep-Alive: 5\n\n")
+        else {
+            panic!()
+        };
+        assert_eq!(h.headers, vec![(b"X-Tab".to_vec(), b"a\tb".to_vec())]);
     }
 
     #[test]
@@ -596,6 +707,9 @@ mod tests {
             h("Host", b"example"),
             h("Proxy", b"evil"),
             h("X-Custom-Thing", b"1"),
+            h("X_Forwarded_For", b"6.6.6.6"),
+            h("X-Forwarded-For", b"10.0.0.1"),
+            h("Content_Type", b"evil"),
         ];
         let env = environment(&ctx, &script, &headers);
         let get = |k: &str| {
@@ -603,8 +717,9 @@ mod tests {
                 .find(|(n, _)| n == k)
                 .map(|(_, v)| v.to_string_lossy().into_owned())
         };
-        assert_eq!(get("PATH_INFO").as_deref(), Some("/a b/"));
-        assert_eq!(get("PATH_TRANSLATED").as_deref(), Some("/srv/a b/"));
+        // `rest` was decoded once (from `/a%2520b/`): it is not decoded again.
+        assert_eq!(get("PATH_INFO").as_deref(), Some("/a%20b/"));
+        assert_eq!(get("PATH_TRANSLATED").as_deref(), Some("/srv/a%20b/"));
         assert_eq!(get("AUTH_TYPE").as_deref(), Some("Basic"));
         assert_eq!(get("REMOTE_USER").as_deref(), Some("user"));
         assert_eq!(get("HTTP_ACCEPT").as_deref(), Some("text/html,text/plain"));
@@ -613,6 +728,8 @@ mod tests {
         assert_eq!(get("HTTP_HOST").as_deref(), Some("example"));
         assert_eq!(get("HTTP_X_CUSTOM_THING").as_deref(), Some("1"));
         assert_eq!(get("HTTP_PROXY"), None);
+        assert_eq!(get("HTTP_X_FORWARDED_FOR").as_deref(), Some("10.0.0.1"));
+        assert_eq!(get("HTTP_CONTENT_TYPE"), None);
         assert_eq!(get("HTTP_AUTHORIZATION"), None);
         assert_eq!(get("QUERY_STRING").as_deref(), Some("q=1"));
     }

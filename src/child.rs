@@ -10,6 +10,16 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The soft open-file limit scripts start with (`u64::MAX`: unchanged).
+static CHILD_NOFILE: AtomicU64 = AtomicU64::new(u64::MAX);
+
+/// Sets the soft open-file limit every script starts with: the one the
+/// server itself was started with, before it raised its own.
+pub fn set_child_open_file_limit(soft: u64) {
+    CHILD_NOFILE.store(soft, Ordering::Relaxed);
+}
 
 /// What it takes to start a script.
 #[derive(Debug)]
@@ -50,16 +60,25 @@ pub fn spawn(launch: &Launch) -> io::Result<Child> {
     }
     // Its own process group, so stopping a script stops what it started.
     cmd.process_group(0);
+    let nofile = CHILD_NOFILE.load(Ordering::Relaxed);
     // SAFETY: the closure runs between fork and exec and only calls
-    // sigemptyset and sigprocmask, which are async-signal-safe.
+    // sigemptyset, sigprocmask, getrlimit and setrlimit, which are
+    // async-signal-safe, on memory of its own.
     unsafe {
-        cmd.pre_exec(|| {
+        cmd.pre_exec(move || {
             // The server blocks SIGINT, SIGTERM and SIGCHLD for its signalfd;
             // a script must start with none blocked, or SIGTERM would not
             // stop it.
             let mut set: libc::sigset_t = std::mem::zeroed();
             libc::sigemptyset(&mut set);
             libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+            // The server raised its own open-file limit; a script gets the
+            // one the server was started with.
+            let mut lim: libc::rlimit = std::mem::zeroed();
+            if nofile != u64::MAX && libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
+                lim.rlim_cur = (nofile as libc::rlim_t).min(lim.rlim_max);
+                libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+            }
             Ok(())
         });
     }

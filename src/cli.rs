@@ -39,14 +39,14 @@ pub struct Cli {
     pub cgi: bool,
 
     /// seconds a CGI script may run before it is terminated
-    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = seconds())]
     pub cgi_timeout: u64,
 
     /// no access log
     #[arg(short = 'q', long)]
     pub quiet: bool,
 
-    /// add this header to every response, e.g. -H 'X-Frame-Options: DENY' (repeatable)
+    /// add this header to every response, e.g. -H 'X-Frame-Options: DENY' (repeatable); not one the server sets itself (Content-Length, Transfer-Encoding, Connection, Content-Type, Date, Server...)
     #[arg(short = 'H', long = "header", value_name = "'NAME: VALUE'")]
     pub headers: Vec<String>,
 
@@ -67,21 +67,49 @@ pub struct Cli {
     pub rich_listing: bool,
 
     /// seconds a client may take to send a request head
-    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 10, value_parser = seconds())]
     pub header_timeout: u64,
 
     /// seconds an idle keep-alive connection is kept open
-    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = seconds())]
     pub idle_timeout: u64,
 
     /// seconds a response may stall because the client does not read
-    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 30, value_parser = seconds())]
     pub send_timeout: u64,
 
     /// most connections at once [default: from the open-file limit]
     #[arg(long, value_name = "N")]
     pub max_connections: Option<usize>,
 }
+
+/// The longest timeout accepted: a year. Anything longer is a mistake, and
+/// far longer (2^63 seconds) would not fit in a deadline.
+pub const MAX_TIMEOUT_SECS: u64 = 365 * 86_400;
+
+fn seconds() -> clap::builder::RangedU64ValueParser<u64> {
+    clap::value_parser!(u64).range(1..=MAX_TIMEOUT_SECS)
+}
+
+/// Headers the server writes itself, per response: `-H` may not add a
+/// second one (two `Content-Length`s would let clients disagree on where
+/// the body ends).
+const SERVER_OWNED: [&str; 14] = [
+    "Content-Length",
+    "Transfer-Encoding",
+    "Connection",
+    "Keep-Alive",
+    "Upgrade",
+    "Trailer",
+    "TE",
+    "Date",
+    "Server",
+    "Content-Type",
+    "Content-Range",
+    "Content-Encoding",
+    "ETag",
+    "Last-Modified",
+];
 
 /// A start-up failure, said in one line.
 #[derive(Debug)]
@@ -119,11 +147,13 @@ pub fn main() -> ExitCode {
 }
 
 fn start(cli: &Cli) -> Result<(), StartError> {
+    // Say what is wrong with the flags before taking a port.
+    let extra_headers = extra_headers(cli)?;
     let listener = bind(cli.bind.as_deref(), cli.port)?;
     let bound = listener
         .local_addr()
         .map_err(|e| StartError(format!("cannot read the bound address: {e}")))?;
-    let site = open_site(cli, bound)?;
+    let site = open_site(cli, bound, extra_headers)?;
     let open_files = raise_open_file_limit();
     let options = Options {
         timeouts: Timeouts {
@@ -150,7 +180,7 @@ fn start(cli: &Cli) -> Result<(), StartError> {
         .map_err(|e| StartError(format!("event loop failed: {e}")))
 }
 
-fn open_site(cli: &Cli, bound: SocketAddr) -> Result<Site, StartError> {
+fn open_site(cli: &Cli, bound: SocketAddr, extra_headers: Vec<u8>) -> Result<Site, StartError> {
     let dir = match &cli.directory {
         Some(d) => d.clone(),
         None => std::env::current_dir()
@@ -175,7 +205,7 @@ fn open_site(cli: &Cli, bound: SocketAddr) -> Result<Site, StartError> {
         cgi: cli.cgi,
         server_name: server_name(bound.ip()),
         server_port: bound.port(),
-        extra_headers: extra_headers(cli)?,
+        extra_headers: extra_headers.into(),
         cors: cli.cors,
         contain_symlinks: cli.contain_symlinks,
         rich_listing: cli.rich_listing,
@@ -186,12 +216,26 @@ fn open_site(cli: &Cli, bound: SocketAddr) -> Result<Site, StartError> {
 fn extra_headers(cli: &Cli) -> Result<Vec<u8>, StartError> {
     let mut lines = Vec::new();
     for h in &cli.headers {
-        let bad = || StartError(format!("bad header '{h}': expected 'Name: value'"));
-        let (name, value) = h.split_once(':').ok_or_else(bad)?;
+        let shown = crate::escape::py_repr_latin1(h.as_bytes());
+        let bad = |why: &str| StartError(format!("bad header {shown} for -H: {why}"));
+        let (name, value) = h
+            .split_once(':')
+            .ok_or_else(|| bad("expected 'Name: value'"))?;
         let name = name.trim();
         let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
-        if name.is_empty() || !name.chars().all(token) || value.contains(['\r', '\n']) {
-            return Err(bad());
+        if name.is_empty() || !name.chars().all(token) {
+            return Err(bad("the name must be a token (letters, digits, -...)"));
+        }
+        if value.chars().any(|c| c.is_control() && c != '\t') {
+            return Err(bad("control characters are not allowed in the value"));
+        }
+        if let Some(owned) = SERVER_OWNED.iter().find(|o| o.eq_ignore_ascii_case(name)) {
+            return Err(bad(&format!(
+                "{owned} is set by the server for each response"
+            )));
+        }
+        if cli.no_cache && name.eq_ignore_ascii_case("Cache-Control") {
+            return Err(bad("--no-cache already sets Cache-Control"));
         }
         lines.extend_from_slice(format!("{name}: {}\r\n", value.trim()).as_bytes());
     }
@@ -267,10 +311,19 @@ fn bind(address: Option<&str>, port: u16) -> Result<std::net::TcpListener, Start
     let addr = match address {
         None => {
             let any6 = SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port);
-            if let Ok(listener) = crate::sys::listen(any6, BACKLOG) {
-                return Ok(listener);
+            match crate::sys::listen(any6, BACKLOG) {
+                Ok(listener) => return Ok(listener),
+                // No IPv6 on this host: IPv4 alone, as Python falls back.
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::EAFNOSUPPORT | libc::EADDRNOTAVAIL | libc::EPROTONOSUPPORT)
+                    ) =>
+                {
+                    SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port)
+                }
+                Err(e) => return Err(StartError(format!("cannot listen on {any6}: {e}"))),
             }
-            SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port)
         }
         Some(host) => {
             let host = host.trim_start_matches('[').trim_end_matches(']');
@@ -310,6 +363,7 @@ fn raise_open_file_limit() -> usize {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
             return 1024;
         }
+        crate::child::set_child_open_file_limit(lim.rlim_cur);
         if lim.rlim_cur < lim.rlim_max {
             let raised = libc::rlimit {
                 rlim_cur: lim.rlim_max,

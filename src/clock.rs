@@ -1,7 +1,7 @@
 //! The time, read once per turn of the event loop and formatted once per
 //! second, so that no request pays for formatting dates.
 
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub struct Clock {
     /// Monotonic time of this loop turn, for deadlines.
@@ -42,6 +42,21 @@ impl Clock {
         true
     }
 
+    /// The instant `wait` from now. Any `Duration` is taken: one too far to
+    /// represent is a deadline that never comes (a century away).
+    pub fn deadline(&self, wait: Duration) -> Instant {
+        const FAR: Duration = Duration::from_secs(100 * 365 * 86_400);
+        self.now
+            .checked_add(wait.min(FAR))
+            .or_else(|| self.now.checked_add(Duration::from_secs(86_400)))
+            .unwrap_or(self.now)
+    }
+
+    /// Wall-clock seconds since 1970 of this loop turn.
+    pub fn unix_secs(&self) -> u64 {
+        self.unix_secs
+    }
+
     /// `Sat, 21 Nov 2026 18:39:29 GMT`, for `Date` headers.
     pub fn http_date(&self) -> &[u8] {
         &self.http_date
@@ -75,12 +90,18 @@ impl Clock {
     }
 }
 
+/// 9999-12-31 23:59:59 UTC.
+pub const LAST_FOUR_DIGIT_SECOND: u64 = 253_402_300_799;
+
 /// An IMF-fixdate (`Sat, 21 Nov 2026 18:39:29 GMT`), formatted without
 /// allocating.
 pub fn http_date(unix_secs: u64) -> [u8; 29] {
     use std::io::Write;
     let mut buf = [b' '; 29];
-    let date = httpdate::HttpDate::from(UNIX_EPOCH + std::time::Duration::from_secs(unix_secs));
+    // An IMF-fixdate has a four-digit year (httpdate panics beyond it): a
+    // later time reads as the last second of 9999.
+    let secs = unix_secs.min(LAST_FOUR_DIGIT_SECOND);
+    let date = httpdate::HttpDate::from(UNIX_EPOCH + Duration::from_secs(secs));
     let _ = write!(&mut buf[..], "{date}");
     buf
 }
@@ -105,5 +126,14 @@ mod tests {
         assert_eq!(log.as_bytes()[2], b'/');
         assert_eq!(log.as_bytes()[6], b'/');
         assert_eq!(log.len(), 20);
+    }
+
+    #[test]
+    fn far_times_do_not_panic() {
+        assert_eq!(&http_date(u64::MAX), b"Fri, 31 Dec 9999 23:59:59 GMT");
+        assert_eq!(&http_date(LAST_FOUR_DIGIT_SECOND + 1), &http_date(u64::MAX));
+        let clock = Clock::new();
+        assert!(clock.deadline(Duration::MAX) > clock.now);
+        assert!(clock.deadline(Duration::from_secs(u64::MAX)) > clock.now);
     }
 }

@@ -304,8 +304,32 @@ pub fn evaluate(
     if_modified_since: Option<&[u8]>,
     v: &Validators,
 ) -> Precondition {
-    if let Some(field) = if_match {
-        if !v.etag.matches_field(field, true) {
+    evaluate_lines(
+        method_is_get_or_head,
+        if_match.map(std::iter::once),
+        if_unmodified_since,
+        if_none_match.map(std::iter::once),
+        if_modified_since,
+        v,
+    )
+}
+
+/// [`evaluate`] with `If-Match` and `If-None-Match` given as all their
+/// field lines, which together make one list (RFC 9110 5.3): a tag on the
+/// second line counts as much as one on the first.
+pub fn evaluate_lines<'a, L>(
+    method_is_get_or_head: bool,
+    if_match: Option<L>,
+    if_unmodified_since: Option<&[u8]>,
+    if_none_match: Option<L>,
+    if_modified_since: Option<&[u8]>,
+    v: &Validators,
+) -> Precondition
+where
+    L: Iterator<Item = &'a [u8]>,
+{
+    if let Some(mut lines) = if_match {
+        if !lines.any(|field| v.etag.matches_field(field, true)) {
             return Precondition::Failed;
         }
     } else if let Some(date) = if_unmodified_since.and_then(parse_http_date)
@@ -314,8 +338,8 @@ pub fn evaluate(
         return Precondition::Failed;
     }
 
-    if let Some(field) = if_none_match {
-        if v.etag.matches_field(field, false) {
+    if let Some(mut lines) = if_none_match {
+        if lines.any(|field| v.etag.matches_field(field, false)) {
             return if method_is_get_or_head {
                 Precondition::NotModified
             } else {

@@ -8,9 +8,10 @@
 
 mod cgi_run;
 
+use crate::chunked::ChunkedDecoder;
 use crate::clock::Clock;
 use crate::log::AccessLog;
-use crate::request::{self, EMPTY_HEADER, HeadScan, MAX_HEADER_LINES, Scan};
+use crate::request::{self, BodyFraming, EMPTY_HEADER, HeadScan, MAX_HEADER_LINES, Scan};
 use crate::respond::{self, Body, Reply, Request, Scratch, Site};
 use crate::sys;
 use cgi_run::{CgiRun, Framing};
@@ -50,9 +51,23 @@ pub struct Shared<'a> {
     pub scratch: &'a mut Scratch,
     /// Where CGI pipes are registered.
     pub registry: &'a Registry,
-    /// Children started while handling this event, for the reactor to
-    /// watch: `(pid, deadline)`.
-    pub spawned: &'a mut Vec<(u32, Instant)>,
+    /// What happened to CGI children while handling this event, for the
+    /// reactor, which watches and reaps them.
+    pub children: &'a mut Vec<ChildEvent>,
+}
+
+/// News about a CGI child, from a connection to the reactor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChildEvent {
+    /// Started for connection `key`; stopped at `deadline` if still running.
+    Spawned {
+        pid: u32,
+        deadline: Instant,
+        key: usize,
+    },
+    /// Stop its process group: what the script started still holds its
+    /// output open after the script exited.
+    StopGroup(u32),
 }
 
 /// Which of a connection's event sources a token stands for.
@@ -97,6 +112,12 @@ enum State {
     },
     /// A CGI script is running; its output is the response.
     Cgi(Box<CgiRun>),
+    /// A response made as the socket drains (a listing); then going on as
+    /// `close` says.
+    Produce {
+        producer: Box<dyn respond::Producer>,
+        close: bool,
+    },
     /// The last response is being sent; then our side closes.
     Closing,
     /// Our side is closed; reading until the client closes too, so that
@@ -114,8 +135,8 @@ pub struct Connection {
     /// Response bytes not yet sent, from `out_pos`.
     out: Vec<u8>,
     out_pos: usize,
-    /// Request body bytes to skip before the next request head.
-    discard: u64,
+    /// The request body still to skip before the next request head.
+    skip: Skip,
     /// The client sent EOF.
     peer_closed: bool,
     /// Readiness as last reported and not yet used up (edge-triggered).
@@ -162,12 +183,12 @@ impl Connection {
             inbuf: Vec::new(),
             out: Vec::new(),
             out_pos: 0,
-            discard: 0,
+            skip: Skip::Nothing,
             peer_closed: false,
             readable: false,
             writable: false,
             read_closed: false,
-            deadline: clock.now + timeouts.idle,
+            deadline: clock.deadline(timeouts.idle),
             head_started: false,
             progress: 0,
             answered: false,
@@ -188,11 +209,25 @@ impl Connection {
             && self.out_pos == self.out.len()
     }
 
-    /// The CGI child this connection is running, if any.
-    pub fn child_pid(&self) -> Option<u32> {
+    /// The CGI child this connection is running, if any, and whether its
+    /// process group may still hold the pipes (the script has not exited,
+    /// or has and something it started keeps them open).
+    pub fn cgi_child(&self) -> Option<(u32, bool)> {
         match &self.state {
-            State::Cgi(run) => Some(run.pid),
+            State::Cgi(run) => Some((run.pid, run.holds_pipes())),
             _ => None,
+        }
+    }
+
+    /// The reactor reaped `pid`. If it is this connection's script and its
+    /// output is still open, whatever it started holds it: the response is
+    /// given a moment, then ended (`timed_out`).
+    pub fn script_exited(&mut self, pid: u32, clock: &Clock) {
+        if let State::Cgi(run) = &mut self.state
+            && run.pid == pid
+        {
+            run.exited = Some(clock.now);
+            self.deadline = self.deadline.min(clock.now + cgi_run::STRAY_GRACE);
         }
     }
 
@@ -232,6 +267,7 @@ impl Connection {
             match step {
                 Step::Continue => {}
                 Step::Blocked => return Progress::Wait,
+                Step::Yield => return Progress::Again,
                 Step::Done => return Progress::Close,
             }
         }
@@ -250,6 +286,7 @@ impl Connection {
             State::Cgi(_) => self.cgi_step(sh),
             State::Head(_) => self.read_requests(sh),
             State::File { .. } => self.send_file(sh),
+            State::Produce { .. } => self.produce(sh),
             State::Closing => {
                 // Close at once when nothing can be in flight from the
                 // client: it sent a complete request we answered cleanly and
@@ -262,7 +299,7 @@ impl Connection {
                 }
                 let _ = self.socket.shutdown(Shutdown::Write);
                 self.state = State::Linger;
-                self.deadline = sh.clock.now + sh.timeouts.linger;
+                self.deadline = sh.clock.deadline(sh.timeouts.linger);
                 Ok(Step::Continue)
             }
             State::Linger => {
@@ -341,7 +378,7 @@ impl Connection {
     fn keeps_input(&self) -> bool {
         matches!(
             self.state,
-            State::Head(_) | State::File { .. } | State::Cgi(_)
+            State::Head(_) | State::File { .. } | State::Cgi(_) | State::Produce { .. }
         )
     }
 
@@ -359,7 +396,7 @@ impl Connection {
     /// The client closed its side. Python answers whatever partial head it
     /// has as if the line and head ended there; so do we, then close.
     fn end_of_input(&mut self, sh: &mut Shared) -> io::Result<Step> {
-        if self.inbuf.is_empty() || self.discard > 0 || !matches!(self.state, State::Head(_)) {
+        if self.inbuf.is_empty() || self.skip.is_active() || !matches!(self.state, State::Head(_)) {
             return if self.out_pos < self.out.len() || !matches!(self.state, State::Head(_)) {
                 Ok(Step::Continue)
             } else {
@@ -384,11 +421,31 @@ impl Connection {
     fn handle_input(&mut self, data: &[u8], at_eof: bool, sh: &mut Shared) -> usize {
         let mut pos = 0;
         while pos < data.len() {
-            if self.discard > 0 {
-                let skip = self.discard.min((data.len() - pos) as u64);
-                self.discard -= skip;
-                pos += skip as usize;
-                continue;
+            match &mut self.skip {
+                Skip::Nothing => {}
+                Skip::Length(left) => {
+                    let skip = (*left).min((data.len() - pos) as u64);
+                    *left -= skip;
+                    pos += skip as usize;
+                    if *left == 0 {
+                        self.skip = Skip::Nothing;
+                    }
+                    continue;
+                }
+                Skip::Chunked(decoder) => {
+                    match decoder.decode(&data[pos..], |_| {}) {
+                        Ok(used) => pos += used,
+                        Err(_) => {
+                            // The answer has gone out; the rest cannot be framed.
+                            self.state = State::Closing;
+                            return data.len();
+                        }
+                    }
+                    if decoder.is_done() {
+                        self.skip = Skip::Nothing;
+                    }
+                    continue;
+                }
             }
             let State::Head(scan) = &mut self.state else {
                 break;
@@ -402,7 +459,7 @@ impl Connection {
                 Scan::Partial => {
                     if !self.head_started {
                         self.head_started = true;
-                        self.deadline = sh.clock.now + sh.timeouts.head;
+                        self.deadline = sh.clock.deadline(sh.timeouts.head);
                     }
                     break;
                 }
@@ -417,13 +474,8 @@ impl Connection {
                         }
                         Err(rejection) => {
                             let line = request::trim_line_end(&buf[..end]);
-                            let reply = respond::reject(
-                                sh.site,
-                                sh.clock.http_date(),
-                                &rejection,
-                                false,
-                                sh.wbuf,
-                            );
+                            let reply =
+                                respond::reject(sh.site, sh.clock, &rejection, false, sh.wbuf);
                             self.log(sh, line, &reply);
                             self.state = State::Closing;
                             return data.len();
@@ -441,13 +493,7 @@ impl Connection {
                         .ok()
                         .flatten()
                         .is_some_and(|l| l.method == b"HEAD");
-                    let reply = respond::reject(
-                        sh.site,
-                        sh.clock.http_date(),
-                        &rejection,
-                        head_only,
-                        sh.wbuf,
-                    );
+                    let reply = respond::reject(sh.site, sh.clock, &rejection, head_only, sh.wbuf);
                     self.log(sh, line, &reply);
                     self.state = State::Closing;
                     return data.len();
@@ -460,7 +506,7 @@ impl Connection {
                     };
                     pos += head_end;
                     self.head_started = false;
-                    self.discard = reply.discard;
+                    self.skip = Skip::from(reply.discard);
                     self.after_reply(reply, request::trim_line_end(&buf[..line_end]), sh);
                     if at_eof {
                         break;
@@ -479,8 +525,7 @@ impl Connection {
             Ok(Some(parsed)) => parsed,
             Ok(None) => return None,
             Err(rejection) => {
-                let reply =
-                    respond::reject(sh.site, sh.clock.http_date(), &rejection, false, sh.wbuf);
+                let reply = respond::reject(sh.site, sh.clock, &rejection, false, sh.wbuf);
                 self.log(sh, raw_line, &reply);
                 return Some(reply);
             }
@@ -496,14 +541,29 @@ impl Connection {
             large = [EMPTY_HEADER; MAX_HEADER_LINES];
             &mut large
         };
-        let count = request::parse_headers(header_block, slots);
+        let checked = request::parse_headers(header_block, slots).and_then(|count| {
+            let framing = request::body_framing(parsed.version, &slots[..count])?;
+            Ok((count, framing))
+        });
+        let (count, framing) = match checked {
+            Ok(found) => found,
+            Err(rejection) => {
+                // Where this request ends is in doubt: answer and close, so
+                // nothing after it is read as a request.
+                let head_only = parsed.method == b"HEAD";
+                let reply = respond::reject(sh.site, sh.clock, &rejection, head_only, sh.wbuf);
+                self.log(sh, raw_line, &reply);
+                return Some(reply);
+            }
+        };
         let req = Request {
             peer: self.peer,
             raw_line,
             line: parsed,
             headers: &slots[..count],
+            framing,
         };
-        let reply = respond::respond(sh.site, sh.clock.http_date(), &req, sh.wbuf, sh.scratch);
+        let reply = respond::respond(sh.site, sh.clock, &req, sh.wbuf, sh.scratch);
         if !matches!(reply.body, Body::Cgi(_)) {
             // A script's status is known, and logged, when its header comes.
             self.log(sh, raw_line, &reply);
@@ -521,7 +581,7 @@ impl Connection {
     /// Moves to the state that sends the rest of `reply`.
     fn after_reply(&mut self, reply: Reply, raw_line: &[u8], sh: &mut Shared) {
         self.answered = true;
-        self.clean_close = reply.error.is_none() && reply.discard == 0;
+        self.clean_close = reply.error.is_none() && reply.discard == BodyFraming::NONE;
         match reply.body {
             Body::Cgi(request) => self.start_cgi(*request, reply.close, raw_line, sh),
             Body::File { file, offset, len } => {
@@ -531,13 +591,21 @@ impl Connection {
                     end: offset + len,
                     close: reply.close,
                 };
-                self.deadline = sh.clock.now + sh.timeouts.send;
+                self.deadline = sh.clock.deadline(sh.timeouts.send);
+                self.progress = 0;
+            }
+            Body::Produce(producer) => {
+                self.state = State::Produce {
+                    producer,
+                    close: reply.close,
+                };
+                self.deadline = sh.clock.deadline(sh.timeouts.send);
                 self.progress = 0;
             }
             Body::None if reply.close => self.state = State::Closing,
             Body::None => {
                 self.state = State::Head(HeadScan::default());
-                self.deadline = sh.clock.now + sh.timeouts.idle;
+                self.deadline = sh.clock.deadline(sh.timeouts.idle);
             }
         }
     }
@@ -569,7 +637,7 @@ impl Connection {
             self.out.clear();
             self.out.extend_from_slice(&sh.wbuf[sent..]);
             self.out_pos = 0;
-            self.deadline = sh.clock.now + sh.timeouts.send;
+            self.deadline = sh.clock.deadline(sh.timeouts.send);
             self.progress = 0;
         }
         sh.wbuf.clear();
@@ -583,7 +651,7 @@ impl Connection {
         self.progress += n;
         if self.progress >= MIN_PROGRESS {
             self.progress = 0;
-            self.deadline = sh.clock.now + sh.timeouts.send;
+            self.deadline = sh.clock.deadline(sh.timeouts.send);
             // A script's own deadline still holds while it streams.
             if let State::Cgi(run) = &self.state {
                 self.deadline = self.deadline.min(run.deadline);
@@ -606,7 +674,7 @@ impl Connection {
                     // A burst's buffer is not worth keeping for an idle client.
                     self.out = Vec::new();
                     if let State::Head(_) = self.state {
-                        self.deadline = sh.clock.now + sh.timeouts.idle;
+                        self.deadline = sh.clock.deadline(sh.timeouts.idle);
                     }
                 }
                 Ok(Step::Continue)
@@ -618,6 +686,29 @@ impl Connection {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(Step::Continue),
             Err(e) => Err(e),
         }
+    }
+
+    /// Makes and sends the next piece of a produced response. Only once
+    /// what was made before is sent: a slow reader holds one piece.
+    fn produce(&mut self, sh: &mut Shared) -> io::Result<Step> {
+        let State::Produce { producer, close } = &mut self.state else {
+            return Ok(Step::Continue);
+        };
+        let close = *close;
+        match producer.produce(sh.wbuf, sh.clock) {
+            respond::Produced::Again => return Ok(Step::Yield),
+            respond::Produced::More => {}
+            respond::Produced::Done { close: failed } => {
+                if close || failed {
+                    self.clean_close &= !failed;
+                    self.state = State::Closing;
+                } else {
+                    self.state = State::Head(HeadScan::default());
+                    self.deadline = sh.clock.deadline(sh.timeouts.idle);
+                }
+            }
+        }
+        self.flush_wbuf(sh)
     }
 
     /// Sends the next piece of a file body with `sendfile`.
@@ -654,7 +745,7 @@ impl Connection {
                 self.state = State::Closing;
             } else {
                 self.state = State::Head(HeadScan::default());
-                self.deadline = sh.clock.now + sh.timeouts.idle;
+                self.deadline = sh.clock.deadline(sh.timeouts.idle);
             }
         }
         Ok(Step::Continue)
@@ -671,8 +762,7 @@ impl Connection {
                     explain: None,
                     before_version: false,
                 };
-                let reply =
-                    respond::reject(sh.site, sh.clock.http_date(), &rejection, false, sh.wbuf);
+                let reply = respond::reject(sh.site, sh.clock, &rejection, false, sh.wbuf);
                 sh.log
                     .error(sh.clock, self.peer, reply.status, "Request timed out");
                 self.state = State::Closing;
@@ -680,10 +770,26 @@ impl Connection {
                 if self.flush_wbuf(sh).is_err() {
                     return Progress::Close;
                 }
-                self.deadline = sh.clock.now + sh.timeouts.linger;
+                self.deadline = sh.clock.deadline(sh.timeouts.linger);
                 self.pump(sh)
             }
             State::Head(_) | State::Linger => Progress::Close,
+            State::Cgi(ref run)
+                if run
+                    .exited
+                    .is_some_and(|t| sh.clock.now >= t + cgi_run::STRAY_GRACE)
+                    && sh.clock.now < run.deadline =>
+            {
+                // The script is gone; what it left behind holds its output
+                // open. End the response as if the output had ended, and
+                // stop the group.
+                sh.children.push(ChildEvent::StopGroup(run.pid));
+                self.cgi_output_ended(sh);
+                if let State::Cgi(run) = &self.state {
+                    self.deadline = run.deadline;
+                }
+                self.pump(sh)
+            }
             State::Cgi(ref run)
                 if run.framing == Framing::Pending && self.out_pos == self.out.len() =>
             {
@@ -697,7 +803,7 @@ impl Connection {
                 sh.log.note(sh.clock, self.peer, "CGI script timed out");
                 Progress::Close
             }
-            State::File { .. } | State::Closing | State::Cgi(_) => {
+            State::File { .. } | State::Produce { .. } | State::Closing | State::Cgi(_) => {
                 sh.log.note(
                     sh.clock,
                     self.peer,
@@ -709,8 +815,33 @@ impl Connection {
     }
 }
 
+/// A request body being stepped over to reach the next request.
+enum Skip {
+    Nothing,
+    Length(u64),
+    Chunked(ChunkedDecoder),
+}
+
+impl Skip {
+    fn is_active(&self) -> bool {
+        !matches!(self, Skip::Nothing)
+    }
+}
+
+impl From<BodyFraming> for Skip {
+    fn from(framing: BodyFraming) -> Skip {
+        match framing {
+            BodyFraming::Length(0) => Skip::Nothing,
+            BodyFraming::Length(n) => Skip::Length(n),
+            BodyFraming::Chunked => Skip::Chunked(ChunkedDecoder::new()),
+        }
+    }
+}
+
 enum Step {
     Continue,
     Blocked,
+    /// Progress made, but the rest must wait for the next turn of the loop.
+    Yield,
     Done,
 }

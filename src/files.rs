@@ -1,25 +1,30 @@
 //! Static files and directories, answered as Python's `SimpleHTTPRequestHandler.send_head`.
 
 use crate::cache::{Entry, FileFacts};
-use crate::conditional::{self, Precondition, Validators};
+use crate::conditional::{self, Precondition};
 use crate::listing;
 use crate::mime;
 use crate::range::{self, ByteRange, RangeSpec};
-use crate::respond::{Body, Ctx, Reply, Request, Scratch};
+use crate::request;
+use crate::respond::{Body, Ctx, Produced, Producer, Reply, Request, Scratch};
 use crate::response::push_error_page;
 use crate::status;
-use crate::sys;
+use crate::sys::{self, Found};
 use crate::urlpath::{self, split_target};
 use std::fs::{File, Metadata};
-
-use std::os::unix::ffi::OsStrExt;
 
 use std::rc::Rc;
 use std::time::UNIX_EPOCH;
 
 const INDEX_PAGES: [&[u8]; 2] = [b"index.html", b"index.htm"];
 
-pub fn serve(ctx: &Ctx, req: &Request, out: &mut Vec<u8>, scratch: &mut Scratch) -> Reply {
+pub fn serve(
+    ctx: &Ctx,
+    req: &Request,
+    out: &mut Vec<u8>,
+    scratch: &mut Scratch,
+    now: std::time::Instant,
+) -> Reply {
     let target = req.line.target;
     let found = urlpath::translate(target, &mut scratch.path);
     if found.has_nul {
@@ -28,50 +33,71 @@ pub fn serve(ctx: &Ctx, req: &Request, out: &mut Vec<u8>, scratch: &mut Scratch)
         return not_found(ctx, out);
     }
     if !found.trailing_slash
-        && let Some(entry) = scratch.cache.as_ref().and_then(|c| c.get(&scratch.path))
+        && let Some(entry) = scratch
+            .cache
+            .as_mut()
+            .and_then(|c| c.get_fresh(&ctx.site.root, &scratch.path, now))
     {
         return send_entity(ctx, req, out, &cached_entity(entry, req));
     }
-    let Ok(mut file) = sys::open_at(&ctx.site.root, &scratch.path, &mut scratch.cpath) else {
-        return not_found(ctx, out);
+    let opened = match open_with_room(&ctx.site.root, scratch) {
+        Ok(opened) => opened,
+        Err(e) if sys::is_out_of_descriptors(&e) => return unavailable(ctx, out),
+        Err(_) => return not_found(ctx, out),
     };
-    let Ok(mut meta) = file.metadata() else {
-        return not_found(ctx, out);
-    };
-    if ctx.site.contain_symlinks && !inside_root(&file, &ctx.site.root_path) {
-        return not_found(ctx, out);
-    }
-
-    // The index page served for a directory, if that is what we serve.
-    let mut index_name: Option<&'static [u8]> = None;
-    if meta.is_dir() {
-        if split_target(target).path.last() != Some(&b'/') {
-            return redirect_to_slash(ctx, target, out);
-        }
-        match open_index(&file, &mut scratch.cpath) {
-            Some((index, index_meta, name)) => {
-                (file, meta, index_name) = (index, index_meta, Some(name))
-            }
-            None => return list_directory(ctx, target, &scratch.path, out),
-        }
-    } else if found.trailing_slash || !meta.is_file() {
-        // A file named with a trailing slash is 404 (Python's issue 17324).
+    let (file, meta, index_name) = match opened {
         // FIFOs and devices are never served: reading them could block or
-        // never end.
-        return not_found(ctx, out);
-    }
+        // never end, and opening some of them acts.
+        Found::Other => return not_found(ctx, out),
+        Found::File(_, _) if found.trailing_slash => {
+            // A file named with a trailing slash is 404 (Python's issue 17324).
+            return not_found(ctx, out);
+        }
+        Found::File(file, meta) => {
+            if ctx.site.contain_symlinks && !inside_root(&file, &ctx.site.root_path) {
+                return not_found(ctx, out);
+            }
+            (file, meta, None)
+        }
+        Found::Dir { handle, entries } => {
+            if ctx.site.contain_symlinks && !inside_root(&handle, &ctx.site.root_path) {
+                return not_found(ctx, out);
+            }
+            if split_target(target).path.last() != Some(&b'/') {
+                return redirect_to_slash(ctx, target, out);
+            }
+            match open_index(&handle, &mut scratch.cpath) {
+                // The index page is served like any file: the same
+                // containment check (it may be a link out of the root).
+                Some((index, _, _))
+                    if ctx.site.contain_symlinks && !inside_root(&index, &ctx.site.root_path) =>
+                {
+                    return not_found(ctx, out);
+                }
+                Some((index, index_meta, name)) => (index, index_meta, Some(name)),
+                None => return list_directory(ctx, target, entries, out, scratch, now),
+            }
+        }
+    };
 
     let file = Rc::new(file);
     if index_name.is_none()
         && let Some(cache) = scratch.cache.as_mut()
     {
-        cache.insert(&ctx.site.root_path, &scratch.path, &file);
+        cache.insert(
+            &ctx.site.root,
+            &ctx.site.root_path,
+            &scratch.path,
+            &file,
+            now,
+        );
         if let Some(entry) = cache.get(&scratch.path) {
             return send_entity(ctx, req, out, &cached_entity(entry, req));
         }
     }
     let content_type = mime::content_type(index_name.unwrap_or(&scratch.path));
-    let (facts, encoding) = match twin(ctx, req, scratch, index_name) {
+    let twins = twin(ctx, req, scratch, index_name);
+    let (facts, encoding) = match twins.chosen {
         Some((facts, coding)) => (facts, Some(coding)),
         None => (FileFacts::from_meta(file, &meta), None),
     };
@@ -79,8 +105,35 @@ pub fn serve(ctx: &Ctx, req: &Request, out: &mut Vec<u8>, scratch: &mut Scratch)
         facts,
         content_type,
         encoding,
+        has_twin: twins.exists,
     };
     send_entity(ctx, req, out, &entity)
+}
+
+/// Opens a path under the root; out of descriptors, makes room by closing
+/// cached files and tries once more.
+fn open_with_room(root: &File, scratch: &mut Scratch) -> std::io::Result<Found> {
+    match sys::open_checked(root, &scratch.path, &mut scratch.cpath) {
+        Err(e) if sys::is_out_of_descriptors(&e) => {
+            if let Some(cache) = scratch.cache.as_mut() {
+                cache.shed();
+            }
+            sys::open_checked(root, &scratch.path, &mut scratch.cpath)
+        }
+        other => other,
+    }
+}
+
+/// 503 with `Retry-After`: no descriptor could be had for the file, which
+/// exists or may. Never 404 for a file that is there.
+fn unavailable(ctx: &Ctx, out: &mut Vec<u8>) -> Reply {
+    ctx.error_with(
+        out,
+        503,
+        Some("Server busy: out of file descriptors"),
+        None,
+        &[("Retry-After", b"1")],
+    )
 }
 
 /// The entity a cache entry offers this request: a pre-compressed twin
@@ -96,22 +149,28 @@ fn cached_entity(entry: &Entry, req: &Request) -> Entity {
         facts: chosen.clone(),
         content_type: entry.content_type,
         encoding,
+        has_twin: entry.br.is_some() || entry.gzip.is_some(),
     }
 }
 
+/// What [`twin`] found beside a file.
+struct Twins {
+    /// The twin to send in place of the file, and its encoding.
+    chosen: Option<(FileFacts, &'static str)>,
+    /// A twin exists, accepted or not: the answer depends on
+    /// `Accept-Encoding`, so it says `Vary`.
+    exists: bool,
+}
+
 /// A pre-compressed twin (`file.br`, `file.gz`) the client accepts, sent in
-/// place of the file (with the file's type), and its encoding.
-fn twin(
-    ctx: &Ctx,
-    req: &Request,
-    scratch: &mut Scratch,
-    index_name: Option<&[u8]>,
-) -> Option<(FileFacts, &'static str)> {
-    let accept = req.header("Accept-Encoding")?;
+/// place of the file (with the file's type), and whether any twin exists.
+fn twin(ctx: &Ctx, req: &Request, scratch: &mut Scratch, index_name: Option<&[u8]>) -> Twins {
+    let accept = req.header("Accept-Encoding").unwrap_or(b"");
+    let mut twins = Twins {
+        chosen: None,
+        exists: false,
+    };
     for (coding, suffix) in [("br", &b".br"[..]), ("gzip", b".gz")] {
-        if !accepts(accept, coding) {
-            continue;
-        }
         let twin = &mut scratch.twin;
         twin.clear();
         twin.extend_from_slice(&scratch.path);
@@ -122,20 +181,20 @@ fn twin(
             twin.extend_from_slice(name);
         }
         twin.extend_from_slice(suffix);
-        let Ok(f) = sys::open_at(&ctx.site.root, twin, &mut scratch.cpath) else {
+        if !sys::is_regular_file_at(&ctx.site.root, twin, &mut scratch.cpath) {
             continue;
-        };
-        match f.metadata() {
-            Ok(m)
-                if m.is_file()
-                    && (!ctx.site.contain_symlinks || inside_root(&f, &ctx.site.root_path)) =>
-            {
-                return Some((FileFacts::from_meta(Rc::new(f), &m), coding));
-            }
-            _ => continue,
+        }
+        twins.exists = true;
+        if twins.chosen.is_some() || !accepts(accept, coding) {
+            continue;
+        }
+        if let Ok(Found::File(f, m)) = sys::open_checked(&ctx.site.root, twin, &mut scratch.cpath)
+            && (!ctx.site.contain_symlinks || inside_root(&f, &ctx.site.root_path))
+        {
+            twins.chosen = Some((FileFacts::from_meta(Rc::new(f), &m), coding));
         }
     }
-    None
+    twins
 }
 
 /// A file ready to be sent, with what the response says about it.
@@ -144,6 +203,22 @@ pub struct Entity {
     pub content_type: &'static str,
     /// `Content-Encoding` of a pre-compressed twin.
     pub encoding: Option<&'static str>,
+    /// The file has a pre-compressed twin: every answer from it depends on
+    /// `Accept-Encoding` (RFC 9110 12.5.5).
+    pub has_twin: bool,
+}
+
+impl Entity {
+    /// The headers that say what the bytes are, on every answer built from
+    /// this entity (whole, one range or several).
+    fn representation_headers(&self, head: &mut crate::response::Head) {
+        if let Some(coding) = self.encoding {
+            head.header("Content-Encoding", coding.as_bytes());
+        }
+        if self.has_twin || self.encoding.is_some() {
+            head.header("Vary", b"Accept-Encoding");
+        }
+    }
 }
 
 /// Most bytes a multi-range answer gathers in memory; a larger one is
@@ -154,24 +229,25 @@ const MULTIPART_MAX: u64 = 1 << 20;
 /// reading of If-Modified-Since), then Range, then the head and body.
 fn send_entity(ctx: &Ctx, req: &Request, out: &mut Vec<u8>, entity: &Entity) -> Reply {
     let v = &entity.facts.validators;
-    let inm = req.header("If-None-Match");
-    let verdict = conditional::evaluate(
+    let inm = request::header_lines(req.headers, "If-None-Match");
+    let no_inm = inm.is_none();
+    let verdict = conditional::evaluate_lines(
         true,
-        req.header("If-Match"),
+        request::header_lines(req.headers, "If-Match"),
         req.header("If-Unmodified-Since"),
         inm,
         None,
         v,
     );
-    let python_ims = inm.is_none()
+    let python_ims = no_inm
         && req
             .header("If-Modified-Since")
             .and_then(parse_utc_date)
             .is_some_and(|since| v.last_modified <= since);
     match verdict {
         Precondition::Failed => return ctx.error(out, 412, None, None),
-        Precondition::NotModified => return not_modified(ctx, out, v),
-        Precondition::Proceed if python_ims => return not_modified(ctx, out, v),
+        Precondition::NotModified => return not_modified(ctx, out, entity),
+        Precondition::Proceed if python_ims => return not_modified(ctx, out, entity),
         Precondition::Proceed => {}
     }
 
@@ -206,17 +282,14 @@ fn send_entity(ctx: &Ctx, req: &Request, out: &mut Vec<u8>, entity: &Entity) -> 
     };
     let mut head = ctx.head(out, status);
     head.header("Content-type", entity.content_type.as_bytes());
-    if let Some(coding) = entity.encoding {
-        head.header("Content-Encoding", coding.as_bytes());
-        head.header("Vary", b"Accept-Encoding");
-    }
+    entity.representation_headers(&mut head);
     head.header_num("Content-Length", count);
     if status == 206 {
         let mut value = Vec::with_capacity(64);
         range::write_content_range(&mut value, start, start + count - 1, len);
         head.header("Content-Range", &value);
     }
-    head.header("Last-Modified", &entity.facts.last_modified);
+    head.header("Last-Modified", last_modified(ctx, &entity.facts));
     head.header("ETag", v.etag.as_bytes());
     head.header("Accept-Ranges", b"bytes");
     head.finish();
@@ -242,14 +315,30 @@ fn send_entity(ctx: &Ctx, req: &Request, out: &mut Vec<u8>, entity: &Entity) -> 
         status,
         body,
         close: false,
-        discard: 0,
+        discard: crate::request::BodyFraming::NONE,
         error: None,
     }
 }
 
-fn not_modified(ctx: &Ctx, out: &mut Vec<u8>, v: &Validators) -> Reply {
+/// `Last-Modified`, but never later than now: a file whose time is in the
+/// future (a skewed clock, or a year past 9999) is said to have changed
+/// now (RFC 9110 8.8.2.1).
+fn last_modified<'a>(ctx: &'a Ctx, facts: &'a FileFacts) -> &'a [u8] {
+    if facts.validators.last_modified > ctx.now {
+        ctx.date
+    } else {
+        &facts.last_modified
+    }
+}
+
+fn not_modified(ctx: &Ctx, out: &mut Vec<u8>, entity: &Entity) -> Reply {
     let mut head = ctx.head(out, 304);
-    head.header("ETag", v.etag.as_bytes());
+    head.header("ETag", entity.facts.validators.etag.as_bytes());
+    // A 304 carries the Vary the 200 would (RFC 9110 15.4.5), or a cache
+    // keyed on it would hand the compressed tag to any client.
+    if entity.has_twin || entity.encoding.is_some() {
+        head.header("Vary", b"Accept-Encoding");
+    }
     head.finish();
     Reply::complete(304)
 }
@@ -274,7 +363,9 @@ fn unsatisfiable(ctx: &Ctx, out: &mut Vec<u8>, len: u64) -> Reply {
     Reply::complete(416)
 }
 
-/// A `multipart/byteranges` answer, built in memory (it is small).
+/// A `multipart/byteranges` answer, built in memory (it is small). Its
+/// boundary is random per response and checked against the parts, so a
+/// file's contents cannot end a part early (RFC 2046 5.1.1).
 fn multipart(
     ctx: &Ctx,
     out: &mut Vec<u8>,
@@ -283,9 +374,23 @@ fn multipart(
     total: u64,
 ) -> Option<Reply> {
     use std::os::unix::fs::FileExt;
-    let boundary = range::boundary(entity.facts.validators.last_modified ^ entity.facts.len);
-    let mut body = Vec::with_capacity(usize::try_from(total).ok()?);
+    let mut parts = Vec::with_capacity(ranges.len());
+    let mut data = Vec::with_capacity(usize::try_from(total).ok()?);
     for r in ranges {
+        let at = data.len();
+        data.resize(at + usize::try_from(r.len()).ok()?, 0);
+        entity
+            .facts
+            .file
+            .read_exact_at(&mut data[at..], r.start)
+            .ok()?;
+        parts.push(at..data.len());
+    }
+    let boundary = (0..4)
+        .map(|_| range::random_boundary())
+        .find(|b| memchr::memmem::find(&data, b).is_none())?;
+    let mut body = Vec::with_capacity(usize::try_from(total).ok()?);
+    for (r, part) in ranges.iter().zip(parts) {
         range::part_header(
             &mut body,
             &boundary,
@@ -294,21 +399,18 @@ fn multipart(
             r.end_inclusive,
             entity.facts.len,
         );
-        let at = body.len();
-        body.resize(at + usize::try_from(r.len()).ok()?, 0);
-        entity
-            .facts
-            .file
-            .read_exact_at(&mut body[at..], r.start)
-            .ok()?;
+        body.extend_from_slice(&data[part]);
     }
     range::closing(&mut body, &boundary);
     let mut content_type = Vec::with_capacity(64);
     range::write_multipart_content_type(&mut content_type, &boundary);
     let mut head = ctx.head(out, 206);
     head.header("Content-Type", &content_type);
+    // The parts are bytes of the twin when a twin is sent: say so, as the
+    // single-range and whole answers do (RFC 9110 8.4, 14.6).
+    entity.representation_headers(&mut head);
     head.header_num("Content-Length", body.len() as u64);
-    head.header("Last-Modified", &entity.facts.last_modified);
+    head.header("Last-Modified", last_modified(ctx, &entity.facts));
     head.header("ETag", entity.facts.validators.etag.as_bytes());
     head.header("Accept-Ranges", b"bytes");
     head.finish();
@@ -353,11 +455,12 @@ fn not_found(ctx: &Ctx, out: &mut Vec<u8>) -> Reply {
 
 /// `index.html`, then `index.htm`, if it is a regular file.
 fn open_index(dir: &File, cpath: &mut Vec<u8>) -> Option<(File, Metadata, &'static [u8])> {
-    INDEX_PAGES.iter().find_map(|&name| {
-        let file = sys::open_at(dir, name, cpath).ok()?;
-        let meta = file.metadata().ok()?;
-        meta.is_file().then_some((file, meta, name))
-    })
+    INDEX_PAGES
+        .iter()
+        .find_map(|&name| match sys::open_checked(dir, name, cpath) {
+            Ok(Found::File(file, meta)) => Some((file, meta, name)),
+            _ => None,
+        })
 }
 
 /// 301 to the same target with a slash after the path, query and fragment
@@ -395,33 +498,112 @@ fn push_local_path(out: &mut Vec<u8>, path: &[u8]) {
     let start = path.iter().position(|&b| b != b'/').unwrap_or(path.len());
     out.push(b'/');
     for &b in &path[start..] {
-        if b == b'\\' {
-            out.extend_from_slice(b"%5C");
+        // Control bytes (NUL, CR...) never reach a header: encoded, as a
+        // browser would send them.
+        if b == b'\\' || b < 0x20 || b == 0x7f {
+            out.push(b'%');
+            out.push(b"0123456789ABCDEF"[usize::from(b >> 4)]);
+            out.push(b"0123456789ABCDEF"[usize::from(b & 0xf)]);
         } else {
             out.push(b);
         }
     }
 }
 
-fn list_directory(ctx: &Ctx, target: &[u8], rel: &[u8], out: &mut Vec<u8>) -> Reply {
-    let dir = ctx.site.root_path.join(std::ffi::OsStr::from_bytes(rel));
-    let mut page = Vec::new();
-    let rendered = if ctx.site.rich_listing {
-        listing::render_rich(&dir, target, split_target(target).query, &mut page)
-    } else {
-        listing::render(&dir, target, &mut page)
+/// A directory listing: read in steps and sent as the socket drains (see
+/// `listing`), shared with every other connection listing it meanwhile.
+fn list_directory(
+    ctx: &Ctx,
+    target: &[u8],
+    dir: Option<File>,
+    out: &mut Vec<u8>,
+    scratch: &mut Scratch,
+    now: std::time::Instant,
+) -> Reply {
+    let Some(dir) = dir else {
+        return no_permission(ctx, out);
     };
-    if rendered.is_err() {
-        return ctx.error(out, 404, Some("No permission to list directory"), None);
+    let style = listing::Style {
+        rich: ctx.site.rich_listing,
+        contain: ctx
+            .site
+            .contain_symlinks
+            .then(|| ctx.site.root_path.clone()),
+    };
+    let Ok(build) = scratch.listings.get(dir, &style, now) else {
+        return ctx.error_with(
+            out,
+            503,
+            Some("Server busy: too many large listings at once"),
+            None,
+            &[("Retry-After", b"1")],
+        );
+    };
+    Reply {
+        status: 200,
+        body: Body::Produce(Box::new(ListingReply {
+            build,
+            page: None,
+            target: target.to_vec(),
+            style: ctx.style(),
+        })),
+        close: false,
+        discard: crate::request::BodyFraming::NONE,
+        error: None,
     }
-    let mut head = ctx.head(out, 200);
-    head.header("Content-type", b"text/html; charset=utf-8");
-    head.header_num("Content-Length", page.len() as u64);
-    head.finish();
-    if !ctx.head_only {
-        out.extend_from_slice(&page);
+}
+
+fn no_permission(ctx: &Ctx, out: &mut Vec<u8>) -> Reply {
+    ctx.error(out, 404, Some("No permission to list directory"), None)
+}
+
+/// A listing on its way out: waiting for the shared build, then the head,
+/// then the page a piece at a time.
+struct ListingReply {
+    build: Rc<std::cell::RefCell<listing::Build>>,
+    page: Option<listing::Page>,
+    target: Vec<u8>,
+    style: crate::respond::HeadStyle,
+}
+
+/// Page bytes made per turn, at most, for one connection: what a slow
+/// reader can hold of ours besides its cursor.
+const LISTING_CHUNK: usize = 16 * 1024;
+
+impl Producer for ListingReply {
+    fn produce(&mut self, out: &mut Vec<u8>, clock: &crate::clock::Clock) -> Produced {
+        if let Some(page) = &mut self.page {
+            let done = page.fill(out, LISTING_CHUNK);
+            return if done {
+                Produced::Done { close: false }
+            } else {
+                Produced::More
+            };
+        }
+        let listing = match self.build.borrow_mut().step(clock.now) {
+            listing::Progress::Working => return Produced::Again,
+            listing::Progress::Ready(listing) => Rc::clone(listing),
+            listing::Progress::Failed(failure) => {
+                let (code, message) = match failure {
+                    listing::Failure::Unreadable => (404, "No permission to list directory"),
+                    listing::Failure::TooLarge => (500, "Directory too large to list"),
+                };
+                self.style
+                    .error(out, clock.http_date(), code, Some(message), None, &[]);
+                return Produced::Done { close: true };
+            }
+        };
+        let page = listing::Page::new(listing, &self.target);
+        let mut head = self.style.head(out, 200, clock.http_date());
+        head.header("Content-type", b"text/html; charset=utf-8");
+        head.header_num("Content-Length", page.len());
+        head.finish();
+        if self.style.head_only {
+            return Produced::Done { close: false };
+        }
+        self.page = Some(page);
+        Produced::More
     }
-    Reply::complete(200)
 }
 
 /// A date as Python's `email.utils.parsedate_to_datetime` reads it, in
@@ -455,16 +637,39 @@ pub fn parse_utc_date(value: &[u8]) -> Option<u64> {
     let mut hms = words.get(3)?.split(':').map(|p| p.parse::<u64>());
     let (h, m) = (hms.next()?.ok()?, hms.next()?.ok()?);
     let sec = hms.next().transpose().ok()?.unwrap_or(0);
+    if hms.next().is_some() {
+        return None;
+    }
     let zone = words.get(4).copied().unwrap_or("");
     let utc = match zone.as_bytes().first() {
         Some(b'+' | b'-') => zone[1..].bytes().all(|b| b == b'0'),
         _ => !["EST", "EDT", "CST", "CDT", "MST", "MDT", "PST", "PDT"]
             .contains(&zone.to_ascii_uppercase().as_str()),
     };
-    if !utc || day == 0 || day > 31 || h > 23 || m > 59 || sec > 61 {
+    // What Python's `datetime` refuses (ValueError), Python then ignores:
+    // no 31 February, no leap seconds, years 1 to 9999 only.
+    if !utc
+        || !(1..=9999).contains(&year)
+        || day == 0
+        || day > days_in_month(year, mon)
+        || h > 23
+        || m > 59
+        || sec > 59
+    {
         return None;
     }
     Some(days_from_civil(year, mon, day)? * 86400 + h * 3600 + m * 60 + sec)
+}
+
+fn days_in_month(year: u64, month: u64) -> u64 {
+    match month {
+        2 if year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400)) => {
+            29
+        }
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
 }
 
 fn month(word: &str) -> Option<u64> {
@@ -504,6 +709,7 @@ mod tests {
             (b"/\\evil.example/..", b"/%5Cevil.example/.."),
             (b"//evil.example", b"/evil.example"),
             (b"dir", b"/dir"),
+            (b"/a\x00b\r\x7f", b"/a%00b%0D%7F"),
         ] {
             let mut out = Vec::new();
             push_local_path(&mut out, path);
@@ -540,5 +746,19 @@ mod tests {
         assert_eq!(parse_utc_date(b"garbage"), None);
         assert_eq!(parse_utc_date(b""), None);
         assert_eq!(parse_utc_date(b"Thu, 99 Jan 2099 00:00:00"), None);
+        for impossible in [
+            "31 Feb 2099 00:00:00 GMT",
+            "Sat, 29 Feb 2098 00:00:00 GMT",
+            "Thu, 01 Jan 2099 00:00:61 GMT",
+            "Thu, 01 Jan 2099 00:00:60 GMT",
+            "Thu, 01 Jan 2099 24:00:00 GMT",
+            "Thu, 01 Jan 123456789012345678 00:00:00 GMT",
+            "Thu, 01 Jan 18446744073709551615 00:00:00 GMT",
+            "Thu, 01 Jan 10000 00:00:00 GMT",
+            "Thu, 01 Jan 2099 00:00:00:00 GMT",
+        ] {
+            assert_eq!(parse_utc_date(impossible.as_bytes()), None, "{impossible}");
+        }
+        assert!(parse_utc_date(b"Tue, 29 Feb 2000 00:00:00 GMT").is_some());
     }
 }

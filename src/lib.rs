@@ -9,6 +9,7 @@
 pub mod cache;
 pub mod cgi;
 pub mod child;
+pub mod chunked;
 pub mod cli;
 pub mod clock;
 pub mod conditional;

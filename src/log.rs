@@ -3,15 +3,29 @@
 //!
 //! Lines are collected in a buffer and written to stderr once per turn of the
 //! event loop, so a busy server makes one `write` for many requests.
+//!
+//! The log never blocks the loop: stderr may be a pipe nobody reads (a
+//! supervisor that captures it and stalls, a test harness), a terminal
+//! paused with Ctrl-S, or a socket. Writes go through a descriptor of our
+//! own that never blocks ([`Sink`]); what cannot be written waits in a
+//! buffer of at most [`MAX_PENDING`] bytes; when that is full, lines are
+//! dropped and counted, and the count is logged once stderr drains.
 
 use crate::clock::Clock;
 use crate::escape::{latin1_chars, push_log_text};
-use std::io::Write;
+use std::io::{self, Write};
 use std::net::IpAddr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+/// Most log bytes held while stderr does not take them.
+pub const MAX_PENDING: usize = 64 * 1024;
 
 pub struct AccessLog {
     buf: Vec<u8>,
     quiet: bool,
+    sink: Sink,
+    /// Lines dropped because the buffer was full, not yet reported.
+    dropped: u64,
 }
 
 /// The address as Python prints it; an IPv4 client of a dual-stack socket
@@ -28,13 +42,26 @@ impl AccessLog {
         AccessLog {
             buf: Vec::new(),
             quiet,
+            sink: Sink::stderr(),
+            dropped: 0,
         }
     }
 
-    fn start(&mut self, clock: &Clock, peer: IpAddr) {
-        let _ = write!(self.buf, "{} - - [", client_ip(peer));
-        self.buf.extend_from_slice(clock.log_date());
-        self.buf.extend_from_slice(b"] ");
+    /// Appends one line made by `write`, or drops it whole if the buffer
+    /// would go over its bound.
+    fn line(&mut self, write: impl FnOnce(&mut Vec<u8>)) {
+        let start = self.buf.len();
+        write(&mut self.buf);
+        if self.buf.len() > MAX_PENDING {
+            self.buf.truncate(start);
+            self.dropped += 1;
+        }
+    }
+
+    fn start(buf: &mut Vec<u8>, clock: &Clock, peer: IpAddr) {
+        let _ = write!(buf, "{} - - [", client_ip(peer));
+        buf.extend_from_slice(clock.log_date());
+        buf.extend_from_slice(b"] ");
     }
 
     /// `"GET / HTTP/1.1" 200 -`: what Python's `log_request` writes.
@@ -42,10 +69,12 @@ impl AccessLog {
         if self.quiet {
             return;
         }
-        self.start(clock, peer);
-        self.buf.push(b'"');
-        push_log_text(&mut self.buf, latin1_chars(request_line));
-        let _ = writeln!(self.buf, "\" {code} -");
+        self.line(|buf| {
+            Self::start(buf, clock, peer);
+            buf.push(b'"');
+            push_log_text(buf, latin1_chars(request_line));
+            let _ = writeln!(buf, "\" {code} -");
+        });
     }
 
     /// `code 404, message File not found`: what Python's `send_error` logs.
@@ -53,10 +82,12 @@ impl AccessLog {
         if self.quiet {
             return;
         }
-        self.start(clock, peer);
-        let _ = write!(self.buf, "code {code}, message ");
-        push_log_text(&mut self.buf, message.chars());
-        self.buf.push(b'\n');
+        self.line(|buf| {
+            Self::start(buf, clock, peer);
+            let _ = write!(buf, "code {code}, message ");
+            push_log_text(buf, message.chars());
+            buf.push(b'\n');
+        });
     }
 
     /// Any other event about a client (a timeout, a reset).
@@ -64,23 +95,130 @@ impl AccessLog {
         if self.quiet {
             return;
         }
-        self.start(clock, peer);
-        push_log_text(&mut self.buf, text.chars());
-        self.buf.push(b'\n');
+        self.line(|buf| {
+            Self::start(buf, clock, peer);
+            push_log_text(buf, text.chars());
+            buf.push(b'\n');
+        });
     }
 
-    /// Writes what has been collected. A failing stderr is not worth dying
-    /// for: the lines are dropped.
+    /// A line about the server itself (`tinyserve: ...`), written even with
+    /// `-q`.
+    pub fn server_note(&mut self, text: &str) {
+        self.line(|buf| {
+            buf.extend_from_slice(b"tinyserve: ");
+            push_log_text(buf, text.chars());
+            buf.push(b'\n');
+        });
+    }
+
+    /// Whether lines are waiting for stderr to take them.
+    pub fn pending(&self) -> bool {
+        !self.buf.is_empty() || self.dropped > 0
+    }
+
+    /// Writes what stderr takes now, without waiting; keeps the rest. A
+    /// failing stderr is not worth dying for: its lines are dropped.
     pub fn flush(&mut self) {
-        if !self.buf.is_empty() {
-            let _ = std::io::stderr().write_all(&self.buf);
-            self.buf.clear();
+        loop {
+            if self.buf.is_empty() {
+                if self.dropped == 0 {
+                    return;
+                }
+                let n = std::mem::take(&mut self.dropped);
+                let _ = writeln!(
+                    self.buf,
+                    "tinyserve: {n} log lines dropped: stderr was not taking them"
+                );
+            }
+            match self.sink.write(&self.buf) {
+                Ok(0) => return,
+                Ok(n) => {
+                    self.buf.drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    self.buf.clear();
+                    return;
+                }
+            }
         }
     }
 
     #[cfg(test)]
     fn take(&mut self) -> String {
         String::from_utf8(std::mem::take(&mut self.buf)).unwrap()
+    }
+}
+
+/// A way to write to stderr that never blocks.
+enum Sink {
+    /// Our own open file description of the same pipe or terminal, made
+    /// non-blocking (setting `O_NONBLOCK` on fd 2 itself would change it for
+    /// the shell and every process sharing it).
+    Own(OwnedFd),
+    /// A socket: each send says `MSG_DONTWAIT`.
+    Socket,
+    /// A regular file, which does not block.
+    File,
+    /// Could not be reopened: write only when `poll` says there is room,
+    /// at most `PIPE_BUF` bytes at a time (a write that size fits then).
+    Polled,
+}
+
+const STDERR: RawFd = 2;
+
+impl Sink {
+    fn stderr() -> Sink {
+        // SAFETY: fstat only writes into the struct we pass.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        if unsafe { libc::fstat(STDERR, &mut st) } != 0 {
+            return Sink::Polled;
+        }
+        match st.st_mode & libc::S_IFMT {
+            libc::S_IFREG => Sink::File,
+            libc::S_IFSOCK => Sink::Socket,
+            _ => {
+                let flags = libc::O_WRONLY | libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY;
+                // SAFETY: a NUL-terminated path; the result is checked.
+                let fd = unsafe { libc::open(c"/proc/self/fd/2".as_ptr(), flags) };
+                if fd < 0 {
+                    return Sink::Polled;
+                }
+                // SAFETY: a fresh descriptor, owned from here on.
+                Sink::Own(unsafe { OwnedFd::from_raw_fd(fd) })
+            }
+        }
+    }
+
+    fn write(&self, buf: &[u8]) -> io::Result<usize> {
+        // SAFETY (all arms): `buf` is valid for the length passed.
+        let n = match self {
+            Sink::Own(fd) => unsafe { libc::write(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len()) },
+            Sink::File => unsafe { libc::write(STDERR, buf.as_ptr().cast(), buf.len()) },
+            Sink::Socket => unsafe {
+                let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
+                libc::send(STDERR, buf.as_ptr().cast(), buf.len(), flags)
+            },
+            Sink::Polled => {
+                let mut pfd = libc::pollfd {
+                    fd: STDERR,
+                    events: libc::POLLOUT,
+                    revents: 0,
+                };
+                // SAFETY: one valid pollfd, no waiting.
+                if unsafe { libc::poll(&mut pfd, 1, 0) } != 1 || pfd.revents & libc::POLLOUT == 0 {
+                    return Err(io::ErrorKind::WouldBlock.into());
+                }
+                let len = buf.len().min(libc::PIPE_BUF);
+                unsafe { libc::write(STDERR, buf.as_ptr().cast(), len) }
+            }
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(n as usize)
     }
 }
 
@@ -112,5 +250,18 @@ mod tests {
         let mut log = AccessLog::new(true);
         log.request(&clock, "127.0.0.1".parse().unwrap(), b"GET / HTTP/1.1", 200);
         assert!(log.take().is_empty());
+    }
+
+    #[test]
+    fn a_full_buffer_drops_whole_lines_and_counts_them() {
+        let clock = Clock::new();
+        let mut log = AccessLog::new(false);
+        let peer: IpAddr = "127.0.0.1".parse().unwrap();
+        for _ in 0..10_000 {
+            log.request(&clock, peer, b"GET /some/longer/path HTTP/1.1", 200);
+        }
+        assert!(log.buf.len() <= MAX_PENDING);
+        assert!(log.dropped > 0);
+        assert!(log.buf.ends_with(b"200 -\n"));
     }
 }

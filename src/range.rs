@@ -370,6 +370,23 @@ fn splitmix64(seed: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// A boundary no one can guess: a keyed hash (SipHash, with keys std draws
+/// from the system's random source once) of a per-process counter, so a
+/// file's author cannot plant it in the file (RFC 2046 5.1.1).
+pub fn random_boundary() -> [u8; BOUNDARY_LEN] {
+    use std::cell::Cell;
+    use std::hash::BuildHasher;
+    thread_local! {
+        static KEYS: std::collections::hash_map::RandomState = std::collections::hash_map::RandomState::new();
+        static COUNT: Cell<u64> = const { Cell::new(0) };
+    }
+    let n = COUNT.with(|c| {
+        c.set(c.get().wrapping_add(1));
+        c.get()
+    });
+    boundary(KEYS.with(|k| k.hash_one(n)))
+}
+
 /// Appends the `Content-Type` value of a multipart 206:
 /// `multipart/byteranges; boundary=B`.
 pub fn write_multipart_content_type(out: &mut Vec<u8>, boundary: &[u8]) {

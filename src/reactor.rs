@@ -4,7 +4,7 @@
 
 use crate::child;
 use crate::clock::Clock;
-use crate::connection::{Connection, Progress, Shared, Source, Timeouts};
+use crate::connection::{ChildEvent, Connection, Progress, Shared, Source, Timeouts};
 use crate::log::AccessLog;
 use crate::respond::{Scratch, Site};
 use crate::sys;
@@ -43,7 +43,7 @@ pub struct Options {
 /// What connections borrow from the server while they handle an event.
 struct Env {
     poll: Poll,
-    spawned: Vec<(u32, Instant)>,
+    children: Vec<ChildEvent>,
     site: Site,
     clock: Clock,
     log: AccessLog,
@@ -67,16 +67,22 @@ impl Env {
             wbuf: &mut self.wbuf,
             scratch: &mut self.scratch,
             registry: self.poll.registry(),
-            spawned: &mut self.spawned,
+            children: &mut self.children,
         }
     }
 }
 
-/// A CGI child the server is responsible for until it is reaped.
+/// A CGI script's process group, which the server is responsible for
+/// until the script is reaped and, if it had to be stopped, the group is
+/// gone too. Keyed by the script's pid, which is the group's id.
 struct Watched {
     /// When it is sent SIGTERM (then, once that is done, SIGKILL).
     deadline: Instant,
     terminated: bool,
+    /// The connection it answers, told when the script exits.
+    key: usize,
+    /// The script has been reaped; only the rest of its group may be left.
+    reaped: bool,
 }
 
 pub struct Server {
@@ -114,11 +120,14 @@ impl Server {
             Interest::READABLE,
         )?;
         // Without inotify there is no cache: every request opens its file.
-        let cache = crate::cache::FileCache::new().ok().filter(|c| {
-            poll.registry()
-                .register(&mut SourceFd(&c.fd()), INOTIFY, Interest::READABLE)
-                .is_ok()
-        });
+        // The cache holds at most a quarter of the descriptors we may open.
+        let cache = crate::cache::FileCache::new(open_file_limit() / 4)
+            .ok()
+            .filter(|c| {
+                poll.registry()
+                    .register(&mut SourceFd(&c.fd()), INOTIFY, Interest::READABLE)
+                    .is_ok()
+            });
         Ok(Server {
             listener,
             children: HashMap::new(),
@@ -126,7 +135,7 @@ impl Server {
             conns: Slab::new(),
             env: Env {
                 poll,
-                spawned: Vec::new(),
+                children: Vec::new(),
                 site,
                 clock: Clock::new(),
                 log: AccessLog::new(options.quiet),
@@ -205,6 +214,7 @@ impl Server {
             && self.children.is_empty()
             && self.paused.is_none()
             && self.stopping.is_none()
+            && !self.env.log.pending()
         {
             None // nothing can time out: sleep until something happens
         } else if let Some(wait) = self
@@ -237,7 +247,9 @@ impl Server {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if is_out_of_resources(&e) => {
-                    eprintln!("tinyserve: cannot accept: {e}; pausing new connections");
+                    self.env
+                        .log
+                        .server_note(&format!("cannot accept: {e}; pausing new connections"));
                     self.pause(self.env.clock.now + ACCEPT_BACKOFF);
                     return;
                 }
@@ -358,14 +370,24 @@ impl Server {
     }
 
     fn apply(&mut self, key: usize, progress: Progress) {
-        for (pid, deadline) in self.env.spawned.drain(..) {
-            self.children.insert(
-                pid,
-                Watched {
-                    deadline,
-                    terminated: false,
-                },
-            );
+        for event in std::mem::take(&mut self.env.children) {
+            match event {
+                ChildEvent::Spawned { pid, deadline, key } => {
+                    // A pid reused by a new script: any old group of that id
+                    // is gone (the new one could not have been made), and so
+                    // is its pending kill.
+                    self.children.insert(
+                        pid,
+                        Watched {
+                            deadline,
+                            terminated: false,
+                            key,
+                            reaped: false,
+                        },
+                    );
+                }
+                ChildEvent::StopGroup(pid) => self.stop_group(pid),
+            }
         }
         match progress {
             Progress::Wait => {}
@@ -378,54 +400,80 @@ impl Server {
         // Closing the socket takes it out of the poll: no deregister call.
         if let Some(conn) = self.conns.try_remove(key) {
             // A script whose client is gone has no one to answer.
-            if let Some(pid) = conn.child_pid() {
-                self.stop_child(pid);
+            if let Some((pid, holds_pipes)) = conn.cgi_child()
+                && holds_pipes
+            {
+                self.stop_group(pid);
             }
         }
     }
 
-    /// SIGTERM now, SIGKILL after a grace period if it is still there.
-    fn stop_child(&mut self, pid: u32) {
-        if let Some(w) = self.children.get_mut(&pid)
-            && !w.terminated
-        {
+    /// SIGTERM to a script's whole process group now, SIGKILL after a grace
+    /// period if the script is still there, and to the group regardless:
+    /// what a script started may outlive it while holding its pipes.
+    fn stop_group(&mut self, pid: u32) {
+        let grace = self.env.clock.now + KILL_GRACE;
+        let w = self.children.entry(pid).or_insert(Watched {
+            deadline: grace,
+            terminated: false,
+            key: usize::MAX,
+            reaped: true,
+        });
+        if !w.terminated {
             child::terminate(pid, libc::SIGTERM);
             w.terminated = true;
-            w.deadline = self.env.clock.now + KILL_GRACE;
+            w.deadline = grace;
         }
     }
 
     /// Scripts past their deadline get SIGTERM, then SIGKILL.
     fn expire_children(&mut self) {
         let now = self.env.clock.now;
-        let due: Vec<(u32, bool)> = self
+        let due: Vec<(u32, bool, bool)> = self
             .children
             .iter()
             .filter(|(_, w)| w.deadline <= now)
-            .map(|(&pid, w)| (pid, w.terminated))
+            .map(|(&pid, w)| (pid, w.terminated, w.reaped))
             .collect();
-        for (pid, terminated) in due {
-            if terminated {
-                child::terminate(pid, libc::SIGKILL);
-                if let Some(w) = self.children.get_mut(&pid) {
-                    w.deadline = now + KILL_GRACE;
-                }
-            } else {
-                self.stop_child(pid);
+        for (pid, terminated, reaped) in due {
+            if !terminated {
+                self.stop_group(pid);
+                continue;
+            }
+            child::terminate(pid, libc::SIGKILL);
+            if reaped {
+                self.children.remove(&pid);
+            } else if let Some(w) = self.children.get_mut(&pid) {
+                w.deadline = now + KILL_GRACE;
             }
         }
     }
 
     fn reap_children(&mut self) {
         for (pid, status) in child::reap() {
-            self.children.remove(&pid);
             let code = if libc::WIFEXITED(status) {
                 libc::WEXITSTATUS(status)
             } else {
                 -libc::WTERMSIG(status)
             };
             if code != 0 {
-                eprintln!("tinyserve: CGI script {pid} exit code {code}");
+                self.env
+                    .log
+                    .server_note(&format!("CGI script {pid} exit code {code}"));
+            }
+            let Some(w) = self.children.get_mut(&pid) else {
+                continue;
+            };
+            let key = w.key;
+            if w.terminated {
+                // Its group is sent SIGKILL at the deadline, for whatever
+                // it left behind.
+                w.reaped = true;
+            } else {
+                self.children.remove(&pid);
+            }
+            if let Some(conn) = self.conns.get_mut(key) {
+                conn.script_exited(pid, &self.env.clock);
             }
         }
     }
@@ -502,6 +550,18 @@ impl Server {
 /// policy; nothing reachable from input is known to panic.
 fn guarded(work: impl FnOnce() -> Progress) -> Progress {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).unwrap_or(Progress::Close)
+}
+
+/// The soft limit on open descriptors (after the command line raised it).
+fn open_file_limit() -> usize {
+    // SAFETY: getrlimit only writes the struct we pass.
+    let mut lim: libc::rlimit = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return 1024;
+    }
+    usize::try_from(lim.rlim_cur)
+        .unwrap_or(usize::MAX)
+        .min(1 << 20)
 }
 
 fn is_out_of_resources(e: &io::Error) -> bool {

@@ -170,13 +170,31 @@ pub fn parse_request_line(line: &[u8]) -> Result<Option<RequestLine<'_>>, Reject
     let target = if slashes > 1 {
         &target[slashes - 1..]
     } else {
-        target
+        origin_form(target)
     };
     Ok(Some(RequestLine {
         method,
         target,
         version,
     }))
+}
+
+/// The path and query of an absolute-form target (`http://host/x?y` is
+/// `/x?y`), which a server MUST accept (RFC 9112 3.2.2); any other target as
+/// it is. Python looks for a file named `http:/host/x` instead.
+fn origin_form(target: &[u8]) -> &[u8] {
+    let after_scheme = [&b"http://"[..], b"https://"].iter().find_map(|scheme| {
+        let n = scheme.len();
+        (target.len() >= n && target[..n].eq_ignore_ascii_case(scheme)).then(|| &target[n..])
+    });
+    let Some(rest) = after_scheme else {
+        return target;
+    };
+    match rest.iter().position(|&b| matches!(b, b'/' | b'?' | b'#')) {
+        Some(i) if rest[i] == b'/' => &rest[i..],
+        // `http://host` or `http://host?q`: the path is empty, which means `/`.
+        _ => b"/",
+    }
 }
 
 /// `HTTP/<digits>.<digits>`, each number at most 10 digits, as Python checks.
@@ -336,42 +354,133 @@ pub const EMPTY_HEADER: httparse::Header<'static> = httparse::Header {
 /// Parses the header block (from after the request line to the end of the
 /// head) into `headers`, returning how many there are.
 ///
-/// Python's header parser never answers 400 for a bad header line: it stops
-/// quietly at the first line that does not look like `name:` and treats the
-/// rest as body. When `httparse` refuses the block we fall back to that rule,
-/// so the client gets the status Python gives.
-pub fn parse_headers<'b>(block: &'b [u8], headers: &mut [httparse::Header<'b>]) -> usize {
-    if let Ok(httparse::Status::Complete((_, parsed))) = httparse::parse_headers(block, headers) {
-        return parsed.len();
+/// Strict, unlike Python (whose parser stops quietly at the first line that
+/// does not look like `name:` and takes the rest for body): any line
+/// `httparse` refuses (whitespace before the colon, a bare CR, a control
+/// byte, a space in a name, an obs-fold continuation, a line without a
+/// colon) is a 400, because a lenient reading that drops a line could drop
+/// a `Content-Length` and let the body be read as a request (RFC 9112 2.2,
+/// 5.1, 5.2).
+pub fn parse_headers<'b>(
+    block: &'b [u8],
+    headers: &mut [httparse::Header<'b>],
+) -> Result<usize, Rejection> {
+    match httparse::parse_headers(block, headers) {
+        Ok(httparse::Status::Complete((_, parsed))) => {
+            let n = parsed.len();
+            // httparse leaves trailing whitespace in values; a value is
+            // compared and copied without it (RFC 9110 5.5).
+            for h in headers[..n].iter_mut() {
+                h.value = trim_ows(h.value);
+            }
+            Ok(n)
+        }
+        Ok(httparse::Status::Partial) => Err(bad_request("Bad header block")),
+        Err(httparse::Error::HeaderName) => Err(bad_request("Bad header name")),
+        Err(httparse::Error::HeaderValue) => Err(bad_request("Bad header value")),
+        Err(httparse::Error::NewLine) => Err(bad_request("Bad line ending in the header block")),
+        Err(httparse::Error::TooManyHeaders) => Err(Rejection {
+            explain: Some(format!("got more than {MAX_HEADER_LINES} headers")),
+            ..Rejection::new(431, Some("Too many headers".into()))
+        }),
+        Err(_) => Err(bad_request("Bad header line")),
     }
-    let mut count = 0;
-    for line in block.split_inclusive(|&b| b == b'\n') {
-        if count == headers.len() || line == b"\r\n" || line == b"\n" {
-            break;
-        }
-        if matches!(line.first(), Some(b' ' | b'\t')) {
-            continue; // an obsolete folded continuation: dropped
-        }
-        let name_len = line
-            .iter()
-            .take_while(|&&b| matches!(b, b'!'..=b'9' | b';'..=b'~'))
-            .count();
-        if line.get(name_len) != Some(&b':') {
-            break;
-        }
-        let (name, value) = split_header_line(line);
-        headers[count] = httparse::Header { name, value };
-        count += 1;
-    }
-    count
 }
 
-/// Splits a `name: value` line into its name and its trimmed value.
-fn split_header_line(line: &[u8]) -> (&str, &[u8]) {
-    let colon = memchr::memchr(b':', line).unwrap_or(0);
-    let name = std::str::from_utf8(&line[..colon]).unwrap_or("");
-    let value = trim_ows(trim_line_end(&line[colon + 1..]));
-    (name, value)
+fn bad_request(message: &str) -> Rejection {
+    Rejection::new(400, Some(message.into()))
+}
+
+/// How a request's body is delimited (RFC 9112 6.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyFraming {
+    /// `Content-Length`, or no body at all (0).
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+}
+
+impl BodyFraming {
+    pub const NONE: BodyFraming = BodyFraming::Length(0);
+}
+
+/// Checks what decides where this request ends, and answers 400 (or 501)
+/// wherever two readings could differ, so no body is ever read as a
+/// request: more than one `Host` line (RFC 9112 3.2), a `Content-Length`
+/// that is not one decimal number (RFC 9110 8.6: `+4`, `-5`, `abc`,
+/// overflow, or a list or several lines with different values), a
+/// `Transfer-Encoding` other than exactly `chunked` (RFC 9112 6.3 items 3
+/// and 4), both of them together, or a transfer coding in HTTP/1.0 (6.1).
+/// Every such answer closes the connection.
+pub fn body_framing(
+    version: Version,
+    headers: &[httparse::Header],
+) -> Result<BodyFraming, Rejection> {
+    let mut hosts = 0;
+    let mut length: Option<u64> = None;
+    let mut codings = 0;
+    let mut chunked = 0;
+    let mut chunked_last = false;
+    for h in headers {
+        if h.name.eq_ignore_ascii_case("Host") {
+            hosts += 1;
+            if hosts > 1 {
+                return Err(bad_request("Duplicate Host header"));
+            }
+        } else if h.name.eq_ignore_ascii_case("Content-Length") {
+            for item in h.value.split(|&b| b == b',') {
+                let n = parse_content_length(trim_ows(item))
+                    .ok_or_else(|| bad_request("Bad Content-Length"))?;
+                if length.is_some_and(|l| l != n) {
+                    return Err(bad_request("Conflicting Content-Length"));
+                }
+                length = Some(n);
+            }
+        } else if h.name.eq_ignore_ascii_case("Transfer-Encoding") {
+            for item in h.value.split(|&b| b == b',') {
+                let coding = trim_ows(item);
+                if coding.is_empty() {
+                    continue;
+                }
+                codings += 1;
+                chunked_last = coding.eq_ignore_ascii_case(b"chunked");
+                chunked += usize::from(chunked_last);
+            }
+            if codings == 0 {
+                return Err(bad_request("Bad Transfer-Encoding"));
+            }
+        }
+    }
+    if codings == 0 {
+        return Ok(BodyFraming::Length(length.unwrap_or(0)));
+    }
+    if version < Version::HTTP_11 {
+        return Err(bad_request("Transfer-Encoding in an HTTP/1.0 request"));
+    }
+    if length.is_some() {
+        return Err(bad_request("Both Transfer-Encoding and Content-Length"));
+    }
+    if !chunked_last || chunked > 1 {
+        // Chunked must be the last coding, applied once (RFC 9112 6.1, 7).
+        return Err(bad_request("Transfer-Encoding does not end in chunked"));
+    }
+    if codings > 1 {
+        return Err(Rejection::new(
+            501,
+            Some("Unsupported transfer coding".into()),
+        ));
+    }
+    Ok(BodyFraming::Chunked)
+}
+
+/// `1*DIGIT` that fits in a u64; nothing else (no sign, no spaces).
+fn parse_content_length(v: &[u8]) -> Option<u64> {
+    if v.is_empty() || !v.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    v.iter().try_fold(0u64, |n, &d| {
+        n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+    })
 }
 
 /// `s` without the optional whitespace (spaces and tabs, RFC 9110 5.6.3)
@@ -392,6 +501,23 @@ pub fn header<'b>(headers: &[httparse::Header<'b>], name: &str) -> Option<&'b [u
         .iter()
         .find(|h| h.name.eq_ignore_ascii_case(name))
         .map(|h| h.value)
+}
+
+/// Every line of the header `name`, in order, or `None` if there is none:
+/// for list-valued fields, whose lines together make one list.
+pub fn header_lines<'h, 'b>(
+    headers: &'h [httparse::Header<'b>],
+    name: &'h str,
+) -> Option<impl Iterator<Item = &'b [u8]> + 'h> {
+    let first = headers
+        .iter()
+        .position(|h| h.name.eq_ignore_ascii_case(name))?;
+    Some(
+        headers[first..]
+            .iter()
+            .filter(move |h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value),
+    )
 }
 
 /// Does a comma-separated header value hold `token` (case-insensitively)?
@@ -571,15 +697,110 @@ mod tests {
     }
 
     #[test]
-    fn headers_lenient_like_python() {
+    fn headers_are_strict() {
         let mut h = [EMPTY_HEADER; 8];
-        let n = parse_headers(b"Host: a\r\nConnection: close\r\n\r\n", &mut h);
+        let n = parse_headers(b"Host: a\r\nConnection: close \r\n\r\n", &mut h).unwrap();
         assert_eq!(n, 2);
         assert_eq!(header(&h[..n], "connection"), Some(&b"close"[..]));
-        let n = parse_headers(b"Host: a\r\nbad line\r\nX: y\r\n\r\n", &mut h);
-        assert_eq!(n, 1);
-        assert_eq!(h[0].name, "Host");
+        for bad in [
+            &b"Host: a\r\nbad line\r\nX: y\r\n\r\n"[..],
+            b"Content-Length : 35\r\n\r\n",
+            b"X: a\rb\r\n\r\n",
+            b"X Y: a\r\n\r\n",
+            b"X\x00Y: a\r\n\r\n",
+            b"X: a\x00\r\n\r\n",
+            b"X: a\r\n b\r\n\r\n",
+            b"X-Invalid[]: test\r\n\r\n",
+            b"X: test\x07\r\n\r\n",
+            b"Content-Length: \x0b4\r\n\r\n",
+            b"\rX: y\r\n\r\n",
+        ] {
+            let e = parse_headers(bad, &mut h).unwrap_err();
+            assert_eq!(e.status, 400, "{:?}", String::from_utf8_lossy(bad));
+        }
         assert!(has_token(b"keep-alive, Close", "close"));
         assert!(!has_token(b"closed", "close"));
+    }
+
+    fn framing(
+        version: Version,
+        lines: &[(&'static str, &'static [u8])],
+    ) -> Result<BodyFraming, u16> {
+        let headers: Vec<httparse::Header> = lines
+            .iter()
+            .map(|&(name, value)| httparse::Header { name, value })
+            .collect();
+        body_framing(version, &headers).map_err(|r| r.status)
+    }
+
+    #[test]
+    fn framing_rules() {
+        let v11 = Version::HTTP_11;
+        assert_eq!(framing(v11, &[]), Ok(BodyFraming::NONE));
+        assert_eq!(
+            framing(v11, &[("Content-Length", b"12")]),
+            Ok(BodyFraming::Length(12))
+        );
+        assert_eq!(
+            framing(
+                v11,
+                &[("Content-Length", b"4, 4"), ("content-length", b"4")]
+            ),
+            Ok(BodyFraming::Length(4))
+        );
+        assert_eq!(
+            framing(v11, &[("Transfer-Encoding", b"Chunked")]),
+            Ok(BodyFraming::Chunked)
+        );
+        for bad in [
+            &[("Content-Length", &b"+4"[..])][..],
+            &[("Content-Length", b"-5")],
+            &[("Content-Length", b"abc")],
+            &[("Content-Length", b"")],
+            &[("Content-Length", b"99999999999999999999999")],
+            &[("Content-Length", b"4, 0")],
+            &[("Content-Length", b"4"), ("Content-Length", b"5")],
+            &[("Transfer-Encoding", b"chunked, gzip")],
+            &[("Transfer-Encoding", b"identity")],
+            &[("Transfer-Encoding", b"")],
+            &[("Transfer-Encoding", b"chunked"), ("Content-Length", b"3")],
+            &[("Host", b"a"), ("host", b"b")],
+        ] {
+            assert_eq!(framing(v11, bad), Err(400), "{bad:?}");
+        }
+        assert_eq!(
+            framing(v11, &[("Transfer-Encoding", b"gzip, chunked")]),
+            Err(501)
+        );
+        assert_eq!(
+            framing(
+                v11,
+                &[
+                    ("Transfer-Encoding", b"chunked"),
+                    ("Transfer-Encoding", b"chunked")
+                ]
+            ),
+            Err(400)
+        );
+        assert_eq!(
+            framing(Version::HTTP_10, &[("Transfer-Encoding", b"chunked")]),
+            Err(400)
+        );
+    }
+
+    #[test]
+    fn absolute_form_is_served_as_its_path() {
+        for (target, want) in [
+            ("http://127.0.0.1:8000/hello.txt", "/hello.txt"),
+            ("HTTPS://example.com/a?b=c", "/a?b=c"),
+            ("http://example.com", "/"),
+            ("http://example.com?q", "/"),
+            ("/plain", "/plain"),
+            ("httpx://a/b", "httpx://a/b"),
+        ] {
+            let l = format!("GET {target} HTTP/1.1");
+            let r = line(l.as_bytes()).unwrap().unwrap();
+            assert_eq!(r.target, want.as_bytes(), "{target}");
+        }
     }
 }

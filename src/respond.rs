@@ -7,8 +7,9 @@
 
 use crate::cgi;
 use crate::child::Launch;
+use crate::clock::Clock;
 use crate::files;
-use crate::request::{self, Rejection, RequestLine, Version};
+use crate::request::{self, BodyFraming, Rejection, RequestLine, Version};
 use crate::response::{Head, latin1, push_error_page, status_has_body};
 use crate::status;
 use std::fs::File;
@@ -42,7 +43,7 @@ pub struct Site {
     pub server_port: u16,
     /// Header lines sent on every response (`-H`, `--cors`, `--no-cache`),
     /// formatted once at start-up.
-    pub extra_headers: Vec<u8>,
+    pub extra_headers: std::rc::Rc<[u8]>,
     /// Answer CORS preflight requests (`--cors`).
     pub cors: bool,
     /// Refuse symlinks that lead out of the served directory.
@@ -58,6 +59,8 @@ pub struct Request<'a> {
     pub raw_line: &'a [u8],
     pub line: RequestLine<'a>,
     pub headers: &'a [httparse::Header<'a>],
+    /// Where the body ends, already checked (`request::body_framing`).
+    pub framing: BodyFraming,
 }
 
 impl Request<'_> {
@@ -77,6 +80,27 @@ pub enum Body {
     },
     /// A CGI script to run; its output makes the response.
     Cgi(Box<CgiRequest>),
+    /// A response made as the socket drains (a listing), head included:
+    /// nothing has been written for it yet.
+    Produce(Box<dyn Producer>),
+}
+
+/// A response made piece by piece, head first, as the socket takes it.
+pub trait Producer {
+    /// Appends the next bytes of the response to `out` (a few KiB at most).
+    fn produce(&mut self, out: &mut Vec<u8>, clock: &Clock) -> Produced;
+}
+
+/// What a [`Producer`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Produced {
+    /// Wrote some; call again once it is sent.
+    More,
+    /// Wrote nothing yet but made progress (a listing being read): call
+    /// again on the next turn of the loop.
+    Again,
+    /// The response is complete; `close` ends the connection after it.
+    Done { close: bool },
 }
 
 /// A script to run for this request, and how to frame what it says.
@@ -97,8 +121,8 @@ pub struct Reply {
     pub body: Body,
     /// Close the connection after this response.
     pub close: bool,
-    /// Request body bytes to read and throw away before the next request.
-    pub discard: u64,
+    /// The request body to read and throw away before the next request.
+    pub discard: BodyFraming,
     /// The error message Python logs before the request line.
     pub error: Option<String>,
 }
@@ -110,7 +134,7 @@ impl Reply {
             status,
             body: Body::None,
             close: false,
-            discard: 0,
+            discard: BodyFraming::NONE,
             error: None,
         }
     }
@@ -126,12 +150,17 @@ pub struct Scratch {
     pub cpath: Vec<u8>,
     /// The name of a pre-compressed twin being looked for.
     pub twin: Vec<u8>,
+    /// Directory listings being built or sent, shared.
+    pub listings: crate::listing::Listings,
 }
 
 /// Everything about the response that does not depend on the resource.
 pub struct Ctx<'a> {
     pub site: &'a Site,
+    /// Now, as the `Date` header says it.
     pub date: &'a [u8],
+    /// Now, in seconds since 1970.
+    pub now: u64,
     pub http09: bool,
     pub head_only: bool,
     /// An HTTP/1.0 client's connection is kept: say so, or it cannot know.
@@ -143,21 +172,19 @@ pub struct Ctx<'a> {
 
 impl Ctx<'_> {
     pub fn head<'o>(&self, out: &'o mut Vec<u8>, code: u16) -> Head<'o> {
-        let mut head = Head::new(
-            out,
-            self.site.protocol.as_str(),
-            code,
-            self.http09,
-            self.date,
-        );
-        if self.announce_keep_alive {
-            head.header("Connection", b"keep-alive");
+        self.style().head(out, code, self.date)
+    }
+
+    /// What a head written later (once a listing is read) needs of this.
+    pub fn style(&self) -> HeadStyle {
+        HeadStyle {
+            protocol: self.site.protocol,
+            http09: self.http09,
+            head_only: self.head_only,
+            announce_keep_alive: self.announce_keep_alive,
+            announce_close: self.announce_close,
+            extra_headers: std::rc::Rc::clone(&self.site.extra_headers),
         }
-        if self.announce_close {
-            head.header("Connection", b"close");
-        }
-        head.raw(&self.site.extra_headers);
-        head
     }
 
     /// Python's `send_error`: the error page, `Connection: close`, a log line.
@@ -168,6 +195,58 @@ impl Ctx<'_> {
         message: Option<&str>,
         explain: Option<&str>,
     ) -> Reply {
+        self.error_with(out, code, message, explain, &[])
+    }
+
+    /// [`Ctx::error`] with more header lines (`Retry-After`...).
+    pub fn error_with(
+        &self,
+        out: &mut Vec<u8>,
+        code: u16,
+        message: Option<&str>,
+        explain: Option<&str>,
+        extra: &[(&str, &[u8])],
+    ) -> Reply {
+        self.style()
+            .error(out, self.date, code, message, explain, extra)
+    }
+}
+
+/// How heads are written for one request, owned, so a response produced
+/// later (a listing) writes the same head an immediate one would.
+#[derive(Clone)]
+pub struct HeadStyle {
+    pub protocol: Protocol,
+    pub http09: bool,
+    pub head_only: bool,
+    pub announce_keep_alive: bool,
+    pub announce_close: bool,
+    pub extra_headers: std::rc::Rc<[u8]>,
+}
+
+impl HeadStyle {
+    pub fn head<'o>(&self, out: &'o mut Vec<u8>, code: u16, date: &[u8]) -> Head<'o> {
+        let mut head = Head::new(out, self.protocol.as_str(), code, self.http09, date);
+        if self.announce_keep_alive {
+            head.header("Connection", b"keep-alive");
+        }
+        if self.announce_close {
+            head.header("Connection", b"close");
+        }
+        head.raw(&self.extra_headers);
+        head
+    }
+
+    /// Python's `send_error` page and head (see [`Ctx::error`]).
+    pub fn error(
+        &self,
+        out: &mut Vec<u8>,
+        date: &[u8],
+        code: u16,
+        message: Option<&str>,
+        explain: Option<&str>,
+        extra: &[(&str, &[u8])],
+    ) -> Reply {
         let message = message.unwrap_or_else(|| status::phrase(code));
         let explain = explain.unwrap_or_else(|| status::explanation(code));
         let mut page = Vec::new();
@@ -176,10 +255,13 @@ impl Ctx<'_> {
         }
         // Python's status line carries the error message as its reason.
         let reason = latin1(message);
-        let proto = self.site.protocol.as_str();
-        let mut head = Head::with_reason(out, proto, code, &reason, self.http09, self.date);
+        let proto = self.protocol.as_str();
+        let mut head = Head::with_reason(out, proto, code, &reason, self.http09, date);
         head.header("Connection", b"close");
-        head.raw(&self.site.extra_headers);
+        head.raw(&self.extra_headers);
+        for (name, value) in extra {
+            head.header(name, value);
+        }
         if !page.is_empty() {
             head.header("Content-Type", b"text/html;charset=utf-8");
             head.header_num("Content-Length", page.len() as u64);
@@ -192,7 +274,7 @@ impl Ctx<'_> {
             status: code,
             body: Body::None,
             close: true,
-            discard: 0,
+            discard: BodyFraming::NONE,
             error: Some(message.to_owned()),
         }
     }
@@ -202,14 +284,15 @@ impl Ctx<'_> {
 /// `parse_request` or `handle_one_request`).
 pub fn reject(
     site: &Site,
-    date: &[u8],
+    clock: &Clock,
     rejection: &Rejection,
     head_only: bool,
     out: &mut Vec<u8>,
 ) -> Reply {
     let ctx = Ctx {
         site,
-        date,
+        date: clock.http_date(),
+        now: clock.unix_secs(),
         http09: false,
         head_only,
         announce_keep_alive: false,
@@ -227,18 +310,17 @@ pub fn reject(
 /// and in memory, into `out`.
 pub fn respond(
     site: &Site,
-    date: &[u8],
+    clock: &Clock,
     req: &Request,
     out: &mut Vec<u8>,
     scratch: &mut Scratch,
 ) -> Reply {
     let version = req.line.version;
-    let body_len = body_length(req.headers);
-    // A body we cannot measure means the connection must end after this.
-    let keep = keep_alive(site.protocol, &req.line, req.headers) && body_len.is_some();
+    let keep = keep_alive(site.protocol, &req.line, req.headers);
     let ctx = Ctx {
         site,
-        date,
+        date: clock.http_date(),
+        now: clock.unix_secs(),
         http09: version == Version::Http09,
         head_only: req.line.method == b"HEAD",
         announce_keep_alive: keep && version < Version::HTTP_11,
@@ -257,8 +339,8 @@ pub fn respond(
         _ => None,
     };
     let mut reply = match (method, script) {
-        (_, Some((dir, rest))) => run_cgi(&ctx, req, &dir, &rest, body_len, out),
-        (b"GET" | b"HEAD", None) => files::serve(&ctx, req, out, scratch),
+        (_, Some((dir, rest))) => run_cgi(&ctx, req, &dir, &rest, out),
+        (b"GET" | b"HEAD", None) => files::serve(&ctx, req, out, scratch, clock.now),
         (b"OPTIONS", None) if site.cors => preflight(&ctx, req, out),
         (b"POST", None) if site.cgi => {
             ctx.error(out, 501, Some("Can only POST to CGI scripts"), None)
@@ -277,16 +359,8 @@ pub fn respond(
     reply.close = !keep;
     if !matches!(reply.body, Body::Cgi(_)) {
         // We never read a GET body, but we must step over it to find the
-        // next request; a body we cannot measure means the connection ends.
-        match body_len {
-            Some(len) => reply.discard = len,
-            None => {
-                // Its end is unknown: the connection ends, after a lingering
-                // close that reads what the client still sends.
-                reply.close = true;
-                reply.discard = u64::MAX;
-            }
-        }
+        // next request.
+        reply.discard = req.framing;
     }
     reply
 }
@@ -301,7 +375,11 @@ fn preflight(ctx: &Ctx, req: &Request, out: &mut Vec<u8>) -> Reply {
         b"GET, HEAD, OPTIONS"
     };
     head.header("Access-Control-Allow-Methods", methods);
-    if let Some(asked) = req.header("Access-Control-Request-Headers") {
+    // Echoed only if it is what it should be, a list of field names: a
+    // value copied from a request never carries anything else into ours.
+    if let Some(asked) = req.header("Access-Control-Request-Headers")
+        && is_token_list(asked)
+    {
         head.header("Access-Control-Allow-Headers", asked);
     }
     head.header("Access-Control-Max-Age", b"86400");
@@ -309,22 +387,27 @@ fn preflight(ctx: &Ctx, req: &Request, out: &mut Vec<u8>) -> Reply {
     Reply::complete(204)
 }
 
+/// `token *( OWS "," OWS token )`, nothing else.
+fn is_token_list(value: &[u8]) -> bool {
+    let is_token = |t: &[u8]| {
+        !t.is_empty()
+            && t.iter()
+                .all(|&b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    };
+    value
+        .split(|&b| b == b',')
+        .all(|item| is_token(request::trim_ows(item)))
+}
+
 /// Python's `run_cgi` up to the fork: find the script, refuse as Python
 /// does, and build its environment.
-fn run_cgi(
-    ctx: &Ctx,
-    req: &Request,
-    dir: &[u8],
-    rest: &[u8],
-    body_len: Option<u64>,
-    out: &mut Vec<u8>,
-) -> Reply {
+fn run_cgi(ctx: &Ctx, req: &Request, dir: &[u8], rest: &[u8], out: &mut Vec<u8>) -> Reply {
     let site = ctx.site;
     let script = match cgi::find_script(&site.root_path, dir, rest) {
         Ok(script) => script,
         Err(refusal) => return ctx.error(out, refusal.status, Some(&refusal.message), None),
     };
-    let Some(body_len) = body_len else {
+    let BodyFraming::Length(body_len) = req.framing else {
         // A script needs CONTENT_LENGTH; we do not buffer chunked uploads.
         return ctx.error(out, 411, None, None);
     };
@@ -339,6 +422,12 @@ fn run_cgi(
         remote_addr: &remote,
     };
     let env = cgi::environment(&env_ctx, &script, req.headers);
+    let argument = cgi::argument(&script.query);
+    let has_nul = |v: &std::ffi::OsStr| std::os::unix::ffi::OsStrExt::as_bytes(v).contains(&0);
+    if env.iter().any(|(_, v)| has_nul(v)) || argument.as_deref().is_some_and(has_nul) {
+        // No process can be given a NUL byte; the request is at fault.
+        return ctx.error(out, 400, Some("NUL byte in a CGI variable"), None);
+    }
     // Only a POST body is the script's input, as in Python; any other
     // request's body is skipped.
     let (to_script, discard) = if req.line.method == b"POST" {
@@ -350,7 +439,7 @@ fn run_cgi(
         status: 200,
         body: Body::Cgi(Box::new(CgiRequest {
             launch: Launch {
-                argument: cgi::argument(&script.query),
+                argument,
                 program: script.file,
                 env,
             },
@@ -360,7 +449,7 @@ fn run_cgi(
             version: req.line.version,
         })),
         close: false,
-        discard,
+        discard: BodyFraming::Length(discard),
         error: None,
     }
 }
@@ -378,30 +467,9 @@ pub fn keep_alive(protocol: Protocol, line: &RequestLine, headers: &[httparse::H
     }
 }
 
-/// The request body's length: 0 without one, `None` when it cannot be
-/// known without decoding (chunked) or the header is malformed.
-pub fn body_length(headers: &[httparse::Header]) -> Option<u64> {
-    if request::header(headers, "Transfer-Encoding").is_some() {
-        return None;
-    }
-    let mut length = None;
-    for h in headers
-        .iter()
-        .filter(|h| h.name.eq_ignore_ascii_case("Content-Length"))
-    {
-        let v = std::str::from_utf8(h.value).ok()?.parse::<u64>().ok()?;
-        if length.is_some_and(|l| l != v) {
-            return None;
-        }
-        length = Some(v);
-    }
-    Some(length.unwrap_or(0))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::request::EMPTY_HEADER;
 
     fn line(v: Version) -> RequestLine<'static> {
         RequestLine {
@@ -436,17 +504,5 @@ mod tests {
             &[h("Connection", b"keep-alive")]
         ));
         assert!(!keep_alive(Http11, &line(Version::Http09), &[]));
-    }
-
-    #[test]
-    fn body_lengths() {
-        assert_eq!(body_length(&[EMPTY_HEADER; 0]), Some(0));
-        assert_eq!(body_length(&[h("Content-Length", b"12")]), Some(12));
-        assert_eq!(body_length(&[h("Content-Length", b"x")]), None);
-        assert_eq!(
-            body_length(&[h("Content-Length", b"1"), h("content-length", b"2")]),
-            None
-        );
-        assert_eq!(body_length(&[h("Transfer-Encoding", b"chunked")]), None);
     }
 }

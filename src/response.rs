@@ -71,8 +71,12 @@ impl<'a> Head<'a> {
         Head { out, http09 }
     }
 
+    /// Adds `name: value`. A value holding CR, LF or NUL is left out whole:
+    /// such a byte would end the header early and start another (response
+    /// splitting). Callers validate what they copy from a request or a
+    /// script; this is the last line of defence, not the first.
     pub fn header(&mut self, name: &str, value: &[u8]) -> &mut Self {
-        if !self.http09 {
+        if !self.http09 && !value.iter().any(|&b| matches!(b, b'\r' | b'\n' | 0)) {
             self.out.extend_from_slice(name.as_bytes());
             self.out.extend_from_slice(b": ");
             self.out.extend_from_slice(value);

@@ -9,13 +9,100 @@ use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 /// becoming a controlling terminal.
 /// `scratch` is reused for the NUL-terminated copy of the path.
 pub fn open_at(dir: &File, path: &[u8], scratch: &mut Vec<u8>) -> io::Result<File> {
+    let flags = libc::O_RDONLY | libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY;
+    open_at_flags(dir, path, scratch, flags)
+}
+
+/// What [`open_checked`] found at a path.
+pub enum Found {
+    /// A regular file, open for reading, with its metadata.
+    File(File, std::fs::Metadata),
+    /// A directory: `handle` (opened with `O_PATH`) to look names up in,
+    /// `entries` open for reading its entries unless that is not allowed.
+    Dir { handle: File, entries: Option<File> },
+    /// Anything else (a FIFO, a device, a socket): never opened.
+    Other,
+}
+
+/// Opens `path` relative to the directory `dir` (symlinks are followed, as
+/// Python does) only if it is a regular file or a directory, which is
+/// checked before it is opened for reading: opening a FIFO could block the
+/// loop, and opening a device can act (arming `/dev/watchdog`), even
+/// through a symlink. It is first opened with `O_PATH`, which touches
+/// nothing, its type read from that descriptor, and then that same inode
+/// reopened for reading through `/proc/self/fd`.
+/// `scratch` is reused for the NUL-terminated copy of the path.
+pub fn open_checked(dir: &File, path: &[u8], scratch: &mut Vec<u8>) -> io::Result<Found> {
+    let handle = open_at_flags(dir, path, scratch, libc::O_PATH | libc::O_CLOEXEC)?;
+    let meta = handle.metadata()?;
+    if meta.is_dir() {
+        let entries = open_at_flags(
+            &handle,
+            b".",
+            scratch,
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        );
+        let entries = match entries {
+            Ok(fd) => Some(fd),
+            Err(e) if is_out_of_descriptors(&e) => return Err(e),
+            Err(_) => None,
+        };
+        return Ok(Found::Dir { handle, entries });
+    }
+    if !meta.is_file() {
+        return Ok(Found::Other);
+    }
+    use std::io::Write as _;
+    scratch.clear();
+    let _ = write!(scratch, "/proc/self/fd/{}\0", handle.as_raw_fd());
+    let flags = libc::O_RDONLY | libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY;
+    // SAFETY: `scratch` is NUL-terminated and outlives the call.
+    let fd = unsafe { libc::open(scratch.as_ptr().cast(), flags) };
+    if fd >= 0 {
+        // SAFETY: `fd` is a fresh descriptor that nothing else owns.
+        return Ok(Found::File(unsafe { File::from_raw_fd(fd) }, meta));
+    }
+    // No /proc: open by name, and keep it only if it is the inode checked.
+    use std::os::unix::fs::MetadataExt;
+    let file = open_at(dir, path, scratch)?;
+    let again = file.metadata()?;
+    if again.is_file() && again.ino() == meta.ino() && again.dev() == meta.dev() {
+        Ok(Found::File(file, again))
+    } else {
+        Ok(Found::Other)
+    }
+}
+
+/// Is there a regular file at `path` under `dir` (symlinks followed)? One
+/// `fstatat`; nothing is opened.
+pub fn is_regular_file_at(dir: &File, path: &[u8], scratch: &mut Vec<u8>) -> bool {
+    if !c_path(path, scratch) {
+        return false;
+    }
+    // SAFETY: `scratch` is NUL-terminated; `st` is written by fstatat only.
+    unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        libc::fstatat(dir.as_raw_fd(), scratch.as_ptr().cast(), &mut st, 0) == 0
+            && st.st_mode & libc::S_IFMT == libc::S_IFREG
+    }
+}
+
+/// Writes `path` NUL-terminated into `scratch` (`.` for an empty path);
+/// false if it holds a NUL itself.
+fn c_path(path: &[u8], scratch: &mut Vec<u8>) -> bool {
     scratch.clear();
     scratch.extend_from_slice(if path.is_empty() { b"." } else { path });
     if scratch.contains(&0) {
-        return Err(io::ErrorKind::InvalidInput.into());
+        return false;
     }
     scratch.push(0);
-    let flags = libc::O_RDONLY | libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY;
+    true
+}
+
+fn open_at_flags(dir: &File, path: &[u8], scratch: &mut Vec<u8>, flags: i32) -> io::Result<File> {
+    if !c_path(path, scratch) {
+        return Err(io::ErrorKind::InvalidInput.into());
+    }
     // SAFETY: `scratch` is NUL-terminated and outlives the call.
     let fd = unsafe { libc::openat(dir.as_raw_fd(), scratch.as_ptr().cast(), flags) };
     if fd < 0 {
@@ -164,4 +251,155 @@ pub fn read_signal(fd: &std::os::fd::OwnedFd) -> Option<u32> {
         let n = libc::read(fd.as_raw_fd(), (&raw mut info).cast(), size);
         (n == size as isize).then_some(info.ssi_signo)
     }
+}
+
+/// The process or the system is out of descriptors (or of memory for
+/// them): worth waiting for, unlike a missing file.
+pub fn is_out_of_descriptors(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOMEM | libc::ENOBUFS)
+    )
+}
+
+/// A directory's entries read with `getdents64` from an open descriptor, a
+/// buffer at a time, so a huge directory is read in bounded steps and
+/// nothing can swap the directory for another (or for a symlink) between
+/// the check and the read: the descriptor is the directory checked.
+pub struct DirReader {
+    dir: File,
+    buf: Box<[u8]>,
+    pos: usize,
+    len: usize,
+    done: bool,
+}
+
+/// What `d_type` says an entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryType {
+    Dir,
+    Symlink,
+    /// The file system did not say: ask `fstatat`.
+    Unknown,
+    Other,
+}
+
+impl DirReader {
+    const BUFFER: usize = 32 * 1024;
+
+    pub fn new(dir: File) -> DirReader {
+        DirReader {
+            dir,
+            buf: vec![0; Self::BUFFER].into_boxed_slice(),
+            pos: 0,
+            len: 0,
+            done: false,
+        }
+    }
+
+    /// The directory, for `fstatat` relative to it.
+    pub fn dir(&self) -> &File {
+        &self.dir
+    }
+
+    /// The next entry other than `.` and `..`, or `None` at the end.
+    pub fn next_entry(&mut self) -> Option<io::Result<(&[u8], EntryType)>> {
+        match self.advance()? {
+            Ok((start, len, kind)) => Some(Ok((&self.buf[start..start + len], kind))),
+            Err(e) => Some(Err(e)),
+        }
+    }
+
+    /// Finds the next entry: where its name is in `buf`, and its type.
+    fn advance(&mut self) -> Option<io::Result<(usize, usize, EntryType)>> {
+        loop {
+            if self.pos >= self.len {
+                if self.done {
+                    return None;
+                }
+                // SAFETY: getdents64 writes at most buf.len() bytes into buf.
+                let n = unsafe {
+                    libc::syscall(
+                        libc::SYS_getdents64,
+                        self.dir.as_raw_fd(),
+                        self.buf.as_mut_ptr(),
+                        self.buf.len(),
+                    )
+                };
+                if n < 0 {
+                    self.done = true;
+                    return Some(Err(io::Error::last_os_error()));
+                }
+                if n == 0 {
+                    self.done = true;
+                    return None;
+                }
+                self.pos = 0;
+                self.len = n as usize;
+            }
+            // struct linux_dirent64 { u64 d_ino; i64 d_off; u16 d_reclen;
+            // u8 d_type; char d_name[]; }
+            let rec = &self.buf[self.pos..self.len];
+            if rec.len() < 19 {
+                self.pos = self.len;
+                continue;
+            }
+            let reclen = usize::from(u16::from_ne_bytes([rec[16], rec[17]]));
+            if reclen < 19 || reclen > rec.len() {
+                self.pos = self.len;
+                continue;
+            }
+            let d_type = rec[18];
+            let raw = &rec[19..reclen];
+            let name_len = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
+            let start = self.pos + 19;
+            self.pos += reclen;
+            let name = &self.buf[start..start + name_len];
+            if name == b"." || name == b".." || name.is_empty() {
+                continue;
+            }
+            let name_len = name.len();
+            let kind = match d_type {
+                libc::DT_DIR => EntryType::Dir,
+                libc::DT_LNK => EntryType::Symlink,
+                libc::DT_UNKNOWN => EntryType::Unknown,
+                _ => EntryType::Other,
+            };
+            return Some(Ok((start, name_len, kind)));
+        }
+    }
+}
+
+/// `fstatat` relative to `dir`, following symlinks unless `nofollow`.
+pub fn stat_at(
+    dir: &File,
+    name: &[u8],
+    nofollow: bool,
+    scratch: &mut Vec<u8>,
+) -> Option<libc::stat> {
+    if !c_path(name, scratch) {
+        return None;
+    }
+    let flags = if nofollow {
+        libc::AT_SYMLINK_NOFOLLOW
+    } else {
+        0
+    };
+    // SAFETY: `scratch` is NUL-terminated; `st` is written by fstatat only.
+    unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        (libc::fstatat(dir.as_raw_fd(), scratch.as_ptr().cast(), &mut st, flags) == 0).then_some(st)
+    }
+}
+
+/// Where `name` under `dir` leads, symlinks resolved, as an absolute path:
+/// opened with `O_PATH` (which touches nothing) and asked of `/proc`.
+pub fn real_path_at(dir: &File, name: &[u8], scratch: &mut Vec<u8>) -> Option<std::path::PathBuf> {
+    let handle = open_at_flags(dir, name, scratch, libc::O_PATH | libc::O_CLOEXEC).ok()?;
+    real_path(&handle)
+}
+
+/// The path an open descriptor names now, from `/proc/self/fd`.
+pub fn real_path(file: &File) -> Option<std::path::PathBuf> {
+    std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())).ok()
 }

@@ -43,11 +43,26 @@ pub struct Translated {
 /// `target` names (empty for the directory itself). No segment of the result
 /// is empty, `.` or `..`, so joining it to the root cannot leave the root.
 pub fn translate(target: &[u8], out: &mut Vec<u8>) -> Translated {
+    translate_with(target, out, true)
+}
+
+/// [`translate`] for a target that has been percent-decoded already (a
+/// CGI path, which `cgi::collapse_path` decodes): the same normalization,
+/// and no second decoding, which would turn `%252e` into `.`.
+pub fn translate_decoded(target: &[u8], out: &mut Vec<u8>) -> Translated {
+    translate_with(target, out, false)
+}
+
+fn translate_with(target: &[u8], out: &mut Vec<u8>, decode: bool) -> Translated {
     let path = split_target(target).path;
     let trailing_slash = path.last() == Some(&b'/');
     out.clear();
-    percent_decode_into(path, out);
-    fix_utf8(out, false);
+    if decode {
+        percent_decode_into(path, out);
+        fix_utf8(out, false);
+    } else {
+        out.extend_from_slice(path);
+    }
     normalize_in_place(out);
     Translated {
         trailing_slash,

@@ -88,7 +88,7 @@ fn keep_alive_requests_allocate_nothing_in_the_steady_state() {
             cgi: false,
             server_name: "localhost".into(),
             server_port: port,
-            extra_headers: Vec::new(),
+            extra_headers: Vec::new().into(),
             cors: false,
             contain_symlinks: false,
             rich_listing: false,

@@ -96,6 +96,12 @@ enum Quirk {
     CgiHead,
     /// CGI: a script that prints no valid header block gets 502.
     CgiInvalidHeader,
+    /// CGI: `PATH_INFO` is percent-decoded once, not twice.
+    CgiPathInfoDecodedOnce,
+    /// A header block whose framing is in doubt gets 400 and close.
+    StrictHeaders,
+    /// An absolute-form target (`http://host/path`) names `/path`.
+    AbsoluteForm,
 }
 
 /// The table of deliberate differences: (quirk, what Python does, what
@@ -204,6 +210,30 @@ const DELIBERATE_DIFFERENCES: &[(Quirk, &str, &str)] = &[
         "A script whose output does not start with a valid header block (or that prints \
          nothing) gets 502 with the standard error page and `Connection: close`.",
     ),
+    (
+        Quirk::CgiPathInfoDecodedOnce,
+        "Percent-decodes the path once to find the script and again for PATH_INFO and \
+         PATH_TRANSLATED (`/env.sh/a%2520b/` gives PATH_INFO `/a b/`), and searched for \
+         the script with that second decoding too, which let `%252e%252e` become `..`.",
+        "Decodes exactly once (RFC 3875 4.1.5): PATH_INFO `/a%20b/`. A script never \
+         sees a `..` that the request did not spell out, and only files inside a CGI \
+         directory run.",
+    ),
+    (
+        Quirk::StrictHeaders,
+        "Stops reading headers quietly at the first line that is not `name: value` \
+         (no colon, a space in the name, an obs-fold continuation) and takes what \
+         follows for the body; a second Host line is accepted.",
+        "Answers 400 with the standard error page and closes (RFC 9112 2.2, 3.2, 5): \
+         a dropped line could be a Content-Length, and the body would then be read as \
+         a second request.",
+    ),
+    (
+        Quirk::AbsoluteForm,
+        "Looks for a file named `http:/127.0.0.1/a.txt` and answers 404.",
+        "Serves the path of the absolute-form target, `/a.txt` (RFC 9112 3.2.2: a server \
+         MUST accept it); the answer is the one the origin-form target gets.",
+    ),
 ];
 
 impl Quirk {
@@ -211,7 +241,11 @@ impl Quirk {
     fn is_cgi(self) -> bool {
         matches!(
             self,
-            Quirk::CgiOutputHeader | Quirk::CgiFraming | Quirk::CgiHead | Quirk::CgiInvalidHeader
+            Quirk::CgiOutputHeader
+                | Quirk::CgiFraming
+                | Quirk::CgiHead
+                | Quirk::CgiInvalidHeader
+                | Quirk::CgiPathInfoDecodedOnce
         )
     }
 
@@ -479,7 +513,10 @@ fn corpus(mime: &HashMap<String, PyMime>) -> Vec<Case> {
     ));
     v.push(line("GET * HTTP/1.1", Status(404)));
     v.push(line("GET a.txt HTTP/1.0", Status(200)));
-    v.push(line("GET http://127.0.0.1/a.txt HTTP/1.1", Status(404)));
+    v.push(line("GET http://127.0.0.1/a.txt HTTP/1.1", Status(404)).quirk(Quirk::AbsoluteForm));
+    v.push(
+        line("HEAD HTTP://127.0.0.1:8000/a.txt HTTP/1.1", Status(404)).quirk(Quirk::AbsoluteForm),
+    );
 
     // --- versions ------------------------------------------------------------
     v.push(line("GET /a.txt HTTP/1.0", Status(200)));
@@ -867,26 +904,38 @@ fn corpus(mime: &HashMap<String, PyMime>) -> Vec<Case> {
     );
 
     // --- other header shapes ----------------------------------------------------------
-    v.push(case(
-        "header without colon",
-        req("GET /a.txt HTTP/1.1", &["NoColonHere"]),
-        Status(200),
-    ));
-    v.push(case(
-        "obs-fold header",
-        req("GET /a.txt HTTP/1.1", &["X-Folded: a", " b"]),
-        Status(200),
-    ));
-    v.push(case(
-        "header name with space",
-        req("GET /a.txt HTTP/1.1", &["X Bad: v"]),
-        Status(200),
-    ));
-    v.push(case(
-        "duplicate Host",
-        req("GET /a.txt HTTP/1.1", &["Host: a", "Host: b"]),
-        Status(200),
-    ));
+    v.push(
+        case(
+            "header without colon",
+            req("GET /a.txt HTTP/1.1", &["NoColonHere"]),
+            Status(200),
+        )
+        .quirk(Quirk::StrictHeaders),
+    );
+    v.push(
+        case(
+            "obs-fold header",
+            req("GET /a.txt HTTP/1.1", &["X-Folded: a", " b"]),
+            Status(200),
+        )
+        .quirk(Quirk::StrictHeaders),
+    );
+    v.push(
+        case(
+            "header name with space",
+            req("GET /a.txt HTTP/1.1", &["X Bad: v"]),
+            Status(200),
+        )
+        .quirk(Quirk::StrictHeaders),
+    );
+    v.push(
+        case(
+            "duplicate Host",
+            req("GET /a.txt HTTP/1.1", &["Host: a", "Host: b"]),
+            Status(200),
+        )
+        .quirk(Quirk::StrictHeaders),
+    );
 
     // --- whitespace and line endings ----------------------------------------------------
     v.push(case(
@@ -1401,6 +1450,54 @@ fn check_quirk(q: Quirk, mode: &str, req: &[u8], fx: &Fixture, p: &Side, t: &Sid
             }
             d.extend(diff_exchange(p, t, &["Content-type"]));
         }
+        Quirk::StrictHeaders => {
+            if pr.last().is_none_or(|r| r.status != Some(200)) {
+                return vec![format!(
+                    "corpus: python did not answer 200 ({})",
+                    p.summary()
+                )];
+            }
+            match tr.as_slice() {
+                [r] => match parse_error_body(&r.body) {
+                    Some((400, msg)) => {
+                        check_status_line(r, mode, 400, &msg, &mut d);
+                        check_error_headers(r, r.body.len(), &mut d);
+                    }
+                    _ => d.push(format!(
+                        "want a 400 error page, got {:?}: {}",
+                        r.status_line,
+                        escape_bytes(&r.body, 100)
+                    )),
+                },
+                _ => d.push(format!("expected exactly 1 response, got {}", tr.len())),
+            }
+        }
+        Quirk::AbsoluteForm => {
+            if pr.last().and_then(|r| r.status) != Some(404) {
+                return vec![format!(
+                    "corpus: python did not answer 404 ({})",
+                    p.summary()
+                )];
+            }
+            let want = fx.read_bytes_path(b"a.txt").expect("fixture a.txt");
+            match tr.as_slice() {
+                [r] => {
+                    if r.status != Some(200) {
+                        d.push(format!("status: want 200, got {:?}", r.status_line));
+                    }
+                    let want_body: &[u8] = if head { b"" } else { &want };
+                    if r.body != want_body || r.content_length() != Some(want.len()) {
+                        d.push(format!(
+                            "want a.txt ({} bytes), got Content-Length {:?}, body {}",
+                            want.len(),
+                            r.header("Content-Length"),
+                            escape_bytes(&r.body, 80)
+                        ));
+                    }
+                }
+                _ => d.push(format!("expected exactly 1 response, got {}", tr.len())),
+            }
+        }
         Quirk::ConnectionTokenList => {
             d.extend(diff_exchange(p, t, &["Connection"]));
             if let (Some(a), Some(b)) = (pr.last(), tr.last()) {
@@ -1420,7 +1517,11 @@ fn check_quirk(q: Quirk, mode: &str, req: &[u8], fx: &Fixture, p: &Side, t: &Sid
         }
         // Detected on every exchange by diff_response, never attached to a case.
         Quirk::FileValidators => d.extend(diff_exchange(p, t, &[])),
-        Quirk::CgiOutputHeader | Quirk::CgiFraming | Quirk::CgiHead | Quirk::CgiInvalidHeader => {
+        Quirk::CgiOutputHeader
+        | Quirk::CgiFraming
+        | Quirk::CgiHead
+        | Quirk::CgiInvalidHeader
+        | Quirk::CgiPathInfoDecodedOnce => {
             d.push(format!("CGI quirk {q:?} attached to a static case"));
         }
     }
@@ -2275,11 +2376,10 @@ fn cgi_corpus() -> Vec<CgiCase> {
         &["Host: example.org"],
         Script,
     ));
-    add(cgi_line(
-        "GET /cgi-bin/env.py/x%2520y/?a=1 HTTP/1.0",
-        &[],
-        Script,
-    ));
+    add(
+        cgi_line("GET /cgi-bin/env.py/x%2520y/?a=1 HTTP/1.0", &[], Script)
+            .quirk(Quirk::CgiPathInfoDecodedOnce),
+    );
     add(cgi_line("GET /htbin/env.sh HTTP/1.0", &[], Script));
     add(cgi_line("GET /cgi-bin/sub/env.sh HTTP/1.0", &[], Script));
     add(cgi_line(
@@ -2293,11 +2393,10 @@ fn cgi_corpus() -> Vec<CgiCase> {
         Script,
     ));
     add(cgi_line("GET /cgi-bin/env.sh/ HTTP/1.0", &[], Script));
-    add(cgi_line(
-        "GET /cgi-bin/env.sh/a%2520b/ HTTP/1.0",
-        &[],
-        Script,
-    ));
+    add(
+        cgi_line("GET /cgi-bin/env.sh/a%2520b/ HTTP/1.0", &[], Script)
+            .quirk(Quirk::CgiPathInfoDecodedOnce),
+    );
     add(cgi_line(
         "GET /cgi-bin/env.sh/a/./b//c/../d HTTP/1.0",
         &[],
@@ -3006,8 +3105,26 @@ fn compare_cgi(
             ));
         }
     };
+    if quirk == Some(Quirk::CgiPathInfoDecodedOnce) {
+        // Decoded once more, tinyserve's PATH_INFO and PATH_TRANSLATED must
+        // be Python's; everything else must match as it is.
+        let mut fixed = Vec::new();
+        for line in ts_body.split_inclusive(|&b| b == b'\n') {
+            match line.iter().position(|&b| b == b'=') {
+                Some(eq) if &line[..eq] == b"PATH_INFO" || &line[..eq] == b"PATH_TRANSLATED" => {
+                    fixed.extend_from_slice(&line[..=eq]);
+                    fixed.extend_from_slice(&percent_decode(&line[eq + 1..]));
+                }
+                _ => fixed.extend_from_slice(line),
+            }
+        }
+        if fixed == ts_body {
+            d.push("corpus: PATH_INFO has nothing left to decode".into());
+        }
+        ts_body = fixed;
+    }
     let framing_checked = match quirk {
-        None | Some(Quirk::CgiHead) => {
+        None | Some(Quirk::CgiHead) | Some(Quirk::CgiPathInfoDecodedOnce) => {
             let Some(sh) = &script_headers else {
                 return (
                     OutcomeKind::CorpusError,
@@ -3219,7 +3336,13 @@ fn differential_cgi_against_python() {
         let (ps, ts) = &servers[mi];
         let head = is_head_request(&c.req);
         let raw_p = raw_request_opts(ps.addr(), &c.req, true, CGI_EXCHANGE_TIMEOUT);
-        let raw_t = raw_request_opts(ts.addr(), &c.req, true, CGI_EXCHANGE_TIMEOUT);
+        // No half-close towards tinyserve: its EOF means the client has
+        // left, and a script whose client left is stopped (see the README).
+        let raw_t = if selftest {
+            raw_request_opts(ts.addr(), &c.req, true, CGI_EXCHANGE_TIMEOUT)
+        } else {
+            raw_request_answered(ts.addr(), &c.req, CGI_EXCHANGE_TIMEOUT)
+        };
         let run = CgiRun {
             p: parse_python_cgi(&raw_p.bytes, head),
             t: if selftest {

@@ -487,7 +487,9 @@ fn check_location(target: &[u8], location: &str, label: &str) {
 
 fn get(server: &Server, target: &str) -> Response {
     let req = format!("GET {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
-    let bytes = raw_request(server.addr(), req.as_bytes());
+    // No half-close: to tinyserve a client's EOF means it has left, and a
+    // CGI script whose client has left is stopped.
+    let bytes = raw_request_answered(server.addr(), req.as_bytes(), IO_TIMEOUT).bytes;
     Response::parse(&bytes)
         .unwrap_or_else(|e| panic!("GET {target}: {e}: {}", escape_bytes(&bytes, 500)))
 }

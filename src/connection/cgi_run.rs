@@ -2,16 +2,16 @@
 //! body into it and its output back out, each through a bounded buffer, so
 //! that a slow client stops the script and a slow script stops the client.
 
-use super::{Connection, Shared, Source, State, Step};
+use super::{ChildEvent, Connection, Shared, Skip, Source, State, Step};
 use crate::cgi::{self, OutputParse};
 use crate::child;
-use crate::request::{self, HeadScan, Version};
+use crate::request::{self, BodyFraming, HeadScan, Version};
 use crate::respond::{self, Body, CgiRequest, Request};
 use crate::response::{Head, status_has_body};
 use mio::unix::pipe::{Receiver, Sender};
 use mio::{Interest, Token};
 use std::io::{self, Read, Write};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// How a CGI response's body is delimited on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +52,23 @@ pub(super) struct CgiRun {
     pub(super) deadline: Instant,
     /// An HTTP/1.0 client whose connection is kept must be told so.
     announce_keep_alive: bool,
+    /// When the script itself exited (its pipes may still be held by what
+    /// it started).
+    pub(super) exited: Option<Instant>,
+}
+
+/// After the script exits, how long what it started may keep its output
+/// open before the response is ended and its process group stopped.
+pub(super) const STRAY_GRACE: Duration = Duration::from_secs(1);
+/// Pipelined request bytes held while a script runs; beyond this the
+/// socket is not read until the response is done.
+const PIPELINE_HOLD: usize = 16 * 1024;
+
+impl CgiRun {
+    /// Whether the script's group may still hold its pipes.
+    pub(super) fn holds_pipes(&self) -> bool {
+        self.exited.is_none() || self.stdout.is_some() || self.stdin.is_some()
+    }
 }
 
 /// Request body bytes held for a script, and script output read at once.
@@ -90,8 +107,12 @@ impl Connection {
                     Interest::READABLE,
                 )
             });
-        let deadline = sh.clock.now + sh.timeouts.cgi;
-        sh.spawned.push((child.pid, deadline));
+        let deadline = sh.clock.deadline(sh.timeouts.cgi);
+        sh.children.push(ChildEvent::Spawned {
+            pid: child.pid,
+            deadline,
+            key: self.key,
+        });
         if let Err(e) = registered {
             let message = format!("CGI script could not be watched: {e}");
             self.cgi_failed(500, &message, raw_line, sh);
@@ -114,6 +135,7 @@ impl Connection {
             raw_line: raw_line.to_vec(),
             deadline,
             announce_keep_alive: request.version < Version::HTTP_11,
+            exited: None,
         }));
     }
 
@@ -134,40 +156,42 @@ impl Connection {
         };
         let head_only = matches!(&self.state, State::Cgi(run) if run.head_only);
         let mut page = Vec::new();
-        let reply = respond::reject(
-            sh.site,
-            sh.clock.http_date(),
-            &rejection,
-            head_only,
-            &mut page,
-        );
+        let reply = respond::reject(sh.site, sh.clock, &rejection, head_only, &mut page);
         self.log(sh, raw_line, &reply);
         self.out.extend_from_slice(&page);
         self.state = State::Closing;
     }
 
     /// One round of a CGI exchange: output to the client, request body to
-    /// the script, script output in. Progress on any of them counts.
+    /// the script, script output in, the client watched for leaving.
+    /// Progress on any of them counts.
     pub(super) fn cgi_step(&mut self, sh: &mut Shared) -> io::Result<Step> {
         let mut progressed = false;
         if self.out_pos < self.out.len() && self.writable {
             progressed |= matches!(self.send_out(sh)?, Step::Continue);
         }
         progressed |= self.cgi_read_body(sh)?;
+        progressed |= self.cgi_watch_client(sh)?;
         progressed |= self.cgi_feed_stdin();
         if self.out_pos == self.out.len() {
             progressed |= self.cgi_read_output(sh)?;
         }
-        let State::Cgi(run) = &self.state else {
+        let State::Cgi(run) = &mut self.state else {
             return Ok(Step::Continue);
         };
-        if run.stdout.is_none() && run.stdin.is_none() && self.out_pos == self.out.len() {
-            // The response is complete.
+        // Everything the response needs from the script has come: a body
+        // of the promised length, or none at all. What the script does
+        // after that is its own business (it is still stopped at its
+        // deadline); the connection goes on.
+        let output_done =
+            run.stdout.is_none() || matches!(run.framing, Framing::Length(0) | Framing::Discard);
+        if output_done && run.stdin.is_none() && self.out_pos == self.out.len() {
+            run.stdout = None;
             let close = run.close;
             self.state = if close {
                 State::Closing
             } else {
-                self.deadline = sh.clock.now + sh.timeouts.idle;
+                self.deadline = sh.clock.deadline(sh.timeouts.idle);
                 State::Head(HeadScan::default())
             };
             return Ok(Step::Continue);
@@ -177,6 +201,50 @@ impl Connection {
         } else {
             Step::Blocked
         })
+    }
+
+    /// Once the request body is in, reads what the client sends while the
+    /// script runs: the end of its input means it has left (RFC 9112 9.6
+    /// allows a server to treat it so, as nginx does), and the script is
+    /// stopped rather than left to run to its deadline. Pipelined requests
+    /// are kept for after the response, up to a bound.
+    fn cgi_watch_client(&mut self, sh: &mut Shared) -> io::Result<bool> {
+        let State::Cgi(run) = &self.state else {
+            return Ok(false);
+        };
+        if run.body_left > 0 || !self.readable {
+            return Ok(false);
+        }
+        let room = PIPELINE_HOLD.saturating_sub(self.inbuf.len());
+        if room == 0 {
+            // Not read now; a client that has also closed is seen later.
+            return Ok(false);
+        }
+        let want = room.min(sh.rbuf.len());
+        match self.socket.read(&mut sh.rbuf[..want]) {
+            Ok(0) => {
+                self.peer_closed = true;
+                sh.log.note(
+                    sh.clock,
+                    self.peer,
+                    "Client closed the connection; CGI script stopped",
+                );
+                Err(io::ErrorKind::UnexpectedEof.into())
+            }
+            Ok(n) => {
+                self.inbuf.extend_from_slice(&sh.rbuf[..n]);
+                if n < want && !self.read_closed {
+                    self.readable = false;
+                }
+                Ok(true)
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.readable = false;
+                Ok(false)
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(true),
+            Err(e) => Err(e),
+        }
     }
 
     /// Moves request body bytes from the client into the script's buffer.
@@ -239,7 +307,7 @@ impl Connection {
                 Err(_) => {
                     // The script stopped reading: skip the rest of the body.
                     run.to_child.clear();
-                    self.discard = run.body_left;
+                    self.skip = Skip::from(BodyFraming::Length(run.body_left));
                     run.body_left = 0;
                     run.stdin = None;
                     return true;
@@ -279,17 +347,7 @@ impl Connection {
             Err(_) => 0,
         };
         if n == 0 {
-            run.stdout = None;
-            match run.framing {
-                Framing::Pending => {
-                    let raw_line = std::mem::take(&mut run.raw_line);
-                    self.cgi_failed(502, "CGI script did not send a valid header", &raw_line, sh);
-                }
-                Framing::Chunked => self.out.extend_from_slice(b"0\r\n\r\n"),
-                Framing::Length(left) if left > 0 => run.close = true,
-                Framing::UntilClose => run.close = true,
-                Framing::Length(_) | Framing::Discard => {}
-            }
+            self.cgi_output_ended(sh);
             return Ok(true);
         }
         if run.framing != Framing::Pending {
@@ -321,6 +379,26 @@ impl Connection {
         }
     }
 
+    /// The script's output has ended (or is held open only by something it
+    /// started, after it exited): the response ends here.
+    pub(super) fn cgi_output_ended(&mut self, sh: &mut Shared) {
+        let State::Cgi(run) = &mut self.state else {
+            return;
+        };
+        run.stdout = None;
+        match run.framing {
+            Framing::Pending => {
+                let raw_line = std::mem::take(&mut run.raw_line);
+                self.cgi_failed(502, "CGI script did not send a valid header", &raw_line, sh);
+            }
+            Framing::Chunked => self.out.extend_from_slice(b"0\r\n\r\n"),
+            // Shorter than it promised: only closing can tell the client.
+            Framing::Length(left) if left > 0 => run.close = true,
+            Framing::UntilClose => run.close = true,
+            Framing::Length(_) | Framing::Discard => {}
+        }
+    }
+
     /// RFC 3875 6.2.2: a script answering `Location: /path` asks the server
     /// to serve that path in its place. The script's work is done: its
     /// pipes are dropped (the reactor reaps it) and the path is answered as
@@ -329,7 +407,7 @@ impl Connection {
         let State::Cgi(run) = std::mem::replace(&mut self.state, State::Closing) else {
             return;
         };
-        self.discard = run.body_left;
+        self.skip = Skip::from(BodyFraming::Length(run.body_left));
         let req = Request {
             peer: self.peer,
             raw_line: &run.raw_line,
@@ -343,14 +421,9 @@ impl Connection {
                 },
             },
             headers: &[],
+            framing: BodyFraming::NONE,
         };
-        let mut reply = respond::respond(
-            sh.site,
-            sh.clock.http_date(),
-            &req,
-            &mut self.out,
-            sh.scratch,
-        );
+        let mut reply = respond::respond(sh.site, sh.clock, &req, &mut self.out, sh.scratch);
         if matches!(reply.body, Body::Cgi(_)) {
             self.out.clear();
             self.state = State::Cgi(run);
@@ -360,7 +433,7 @@ impl Connection {
         }
         self.log(sh, &run.raw_line, &reply);
         reply.close |= run.close;
-        reply.discard = 0;
+        reply.discard = BodyFraming::NONE;
         self.after_reply(reply, &run.raw_line, sh);
     }
 
@@ -410,6 +483,13 @@ impl Connection {
             Framing::Length(len) => {
                 out.header_num("Content-Length", len);
             }
+            // 205 must say its body is empty (RFC 9110 15.3.6); 204 and 304
+            // carry no length at all (8.6); a HEAD answer tells the length
+            // the script gave for GET.
+            Framing::Discard if status == 205 => {
+                out.header_num("Content-Length", 0);
+            }
+            Framing::Discard if matches!(status, 204 | 304) => {}
             Framing::Discard => {
                 if let Some(len) = head.content_length {
                     out.header_num("Content-Length", len);

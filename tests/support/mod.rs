@@ -456,6 +456,64 @@ pub fn raw_request_opts(
     }
 }
 
+/// Writes `req` WITHOUT half-closing and reads until the server closes or
+/// the bytes received hold a complete final response (framed by length or
+/// chunking; a body delimited by closing needs the close). `end` is
+/// `Ok(())` either way. For servers that take a client's EOF to mean it has
+/// left (tinyserve stops a CGI script then), where [`raw_request_opts`]
+/// with a half-close would lose the answer.
+pub fn raw_request_answered(addr: SocketAddr, req: &[u8], timeout: Duration) -> RawExchange {
+    let mut c = match Conn::connect(addr) {
+        Ok(c) => c,
+        Err(e) => {
+            return RawExchange {
+                bytes: Vec::new(),
+                end: Err(format!("connect: {e}")),
+                write_error: None,
+            };
+        }
+    };
+    c.timeout = timeout;
+    let deadline = Instant::now() + timeout;
+    let mut writer = c.stream.try_clone().expect("clone TcpStream");
+    let req_owned = req.to_vec();
+    let _ = writer.set_write_timeout(Some(timeout));
+    let wthread = thread::spawn(move || {
+        writer
+            .write_all(&req_owned)
+            .and_then(|_| writer.flush())
+            .err()
+            .map(|e| e.to_string())
+    });
+    let head = is_head_request(req);
+    let end = loop {
+        let complete = Response::parse_stream(&c.buf, head).is_ok_and(|rs| {
+            rs.last().is_some_and(|r| {
+                !r.status.is_some_and(|s| (100..200).contains(&s))
+                    && !matches!(r.expected_body_len(head), BodyLen::ToEof)
+                    && r.status.is_some()
+            })
+        });
+        if complete {
+            break Ok(());
+        }
+        match c.fill(deadline) {
+            Ok(true) => {}
+            Ok(false) => break Ok(()),
+            Err(e) => break Err(e),
+        }
+    };
+    let _ = c.stream.shutdown(Shutdown::Both);
+    let write_error = wthread
+        .join()
+        .unwrap_or_else(|_| Some("writer panicked".into()));
+    RawExchange {
+        bytes: std::mem::take(&mut c.buf),
+        end,
+        write_error,
+    }
+}
+
 /// Reads until EOF or `deadline`.
 pub fn read_to_eof(mut stream: &TcpStream, deadline: Instant) -> (Vec<u8>, Result<(), String>) {
     let mut out = Vec::new();
