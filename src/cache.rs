@@ -184,8 +184,9 @@ pub struct FileCache {
     /// Descriptors held by entries, and the most they may hold.
     fds: usize,
     max_fds: usize,
-    /// Treat every file system as one whose inotify cannot be trusted (a
-    /// setting for tests of that path: `TINYSERVE_CACHE_REVALIDATE=1`).
+    /// Treat every file system as one whose inotify cannot be trusted, and
+    /// watch nothing (a setting for tests of that path:
+    /// `TINYSERVE_CACHE_REVALIDATE=1`).
     revalidate_all: bool,
 }
 
@@ -327,10 +328,11 @@ impl FileCache {
         }
         let trusted = !self.revalidate_all && inotify_is_trusted(file);
         // Watch first, read second: a change after this point is seen.
-        if !self.watch_dirs(root_path, rel) {
+        // (Where no event can be trusted, none is asked for: `stat` does it.)
+        if trusted && !self.watch_dirs(root_path, rel) {
             return;
         }
-        if !self.watch_file(&full, rel) {
+        if trusted && !self.watch_file(&full, rel) {
             self.forget_file_watches(rel);
             self.release_dirs(rel);
             return;
@@ -352,7 +354,7 @@ impl FileCache {
             let mut full_twin = full.clone().into_os_string();
             full_twin.push(std::ffi::OsStr::from_bytes(suffix));
             (crate::sys::real_path(&f)?.as_os_str() == full_twin).then_some(())?;
-            self.watch_file(Path::new(&full_twin), rel).then_some(())?;
+            (!trusted || self.watch_file(Path::new(&full_twin), rel)).then_some(())?;
             cached_file(Rc::new(f))
         };
         let br = twin(b".br");
@@ -589,8 +591,10 @@ impl FileCache {
         };
         self.bytes -= entry.content_bytes().min(self.bytes);
         self.fds -= entry.descriptors().min(self.fds);
-        self.forget_file_watches(key);
-        self.release_dirs(key);
+        if entry.check_at.is_none() {
+            self.forget_file_watches(key);
+            self.release_dirs(key);
+        }
     }
 
     /// Starts over, empty.

@@ -119,13 +119,14 @@ pub fn find_script(root: &Path, dir: &[u8], rest: &[u8]) -> Result<Script, Refus
     let mut path = dir.to_vec();
     path.push(b'/');
     path.extend_from_slice(rest);
-    if path.contains(&0) {
-        return Err(refuse(404, "No such CGI script", &path));
-    }
     let (mut dir_len, mut rest_start) = (dir.len(), dir.len() + 1);
     // The directory the walk has reached, as a file system path; the query
     // is not part of it (as `translate_path` drops it).
     let path_part_end = memchr::memchr2(b'?', b'#', &path).unwrap_or(path.len());
+    if path[..path_part_end].contains(&0) {
+        // No file has a NUL in its name.
+        return Err(refuse(404, "No such CGI script", &path[..path_part_end]));
+    }
     let mut probe = translate(root, dir).0;
     let mut search = dir_len + 1;
     while let Some(i) = memchr::memchr(b'/', path.get(search..).unwrap_or(b"")).map(|i| i + search)

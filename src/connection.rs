@@ -149,6 +149,12 @@ pub struct Connection {
     pub deadline: Instant,
     /// The current head's deadline has been set (it is not pushed back).
     head_started: bool,
+    /// Since when it has been waiting for a complete request head (its
+    /// accept, or the end of its last response): at the connection limit,
+    /// the longest waiter makes room.
+    waiting_since: Instant,
+    /// Input buffer bytes counted against the server's input budget.
+    pub charged: usize,
     /// Bytes sent since the send deadline last moved.
     progress: usize,
     /// At least one response has been written.
@@ -190,6 +196,8 @@ impl Connection {
             read_closed: false,
             deadline: clock.deadline(timeouts.idle),
             head_started: false,
+            waiting_since: clock.now,
+            charged: 0,
             progress: 0,
             answered: false,
             clean_close: false,
@@ -200,6 +208,50 @@ impl Connection {
     /// connections to close first when the server is full.
     pub fn is_idle_after_a_response(&self) -> bool {
         self.answered && self.is_idle()
+    }
+
+    /// How long it has waited for a request without sending a whole head,
+    /// with nothing of ours to send: `(answered before, since when)`, for
+    /// choosing whom to close when the server is full (idle kept-alive
+    /// connections first, then whoever has waited longest, such as a
+    /// browser's pre-opened sockets and slow heads).
+    pub fn waiting_for_a_request(&self) -> Option<(bool, Instant)> {
+        (matches!(self.state, State::Head(_)) && self.out_pos == self.out.len())
+            .then_some((self.answered && self.inbuf.is_empty(), self.waiting_since))
+    }
+
+    /// Bytes of input held (an unfinished head, pipelined requests).
+    pub fn input_bytes(&self) -> usize {
+        self.inbuf.capacity()
+    }
+
+    /// The server's input budget is spent and this connection holds the
+    /// oldest large share of it: an unfinished head gets 431, anything
+    /// else just ends.
+    pub fn shed_input(&mut self, sh: &mut Shared) -> Progress {
+        self.inbuf = Vec::new();
+        if !matches!(self.state, State::Head(_)) || self.out_pos < self.out.len() {
+            return Progress::Close;
+        }
+        let rejection = request::Rejection {
+            status: 431,
+            message: Some("Request header fields too large".into()),
+            explain: Some("The server is short of memory for request heads".into()),
+            before_version: false,
+        };
+        let reply = respond::reject(sh.site, sh.clock, &rejection, false, sh.wbuf);
+        sh.log.error(
+            sh.clock,
+            self.peer,
+            reply.status,
+            "Request header fields too large",
+        );
+        self.state = State::Closing;
+        if self.flush_wbuf(sh).is_err() {
+            return Progress::Close;
+        }
+        self.deadline = sh.clock.deadline(sh.timeouts.linger);
+        self.pump(sh)
     }
 
     /// No request in progress and nothing to send: safe to close at shutdown.
@@ -365,6 +417,9 @@ impl Connection {
             }
             sh.rbuf = rbuf;
         } else {
+            // Grown by what came, not doubled: what is held is what counts
+            // against the input budget.
+            self.inbuf.reserve_exact(n);
             self.inbuf.extend_from_slice(&sh.rbuf[..n]);
             let buf = std::mem::take(&mut self.inbuf);
             let used = self.handle_input(&buf, false, sh);
@@ -604,10 +659,17 @@ impl Connection {
             }
             Body::None if reply.close => self.state = State::Closing,
             Body::None => {
-                self.state = State::Head(HeadScan::default());
-                self.deadline = sh.clock.deadline(sh.timeouts.idle);
+                self.await_request(sh);
             }
         }
+    }
+
+    /// A response is done and the connection is kept: wait for the next
+    /// request.
+    fn await_request(&mut self, sh: &Shared) {
+        self.state = State::Head(HeadScan::default());
+        self.deadline = sh.clock.deadline(sh.timeouts.idle);
+        self.waiting_since = sh.clock.now;
     }
 
     /// Sends what `handle_input` gathered, keeping whatever the socket refuses.
@@ -703,8 +765,7 @@ impl Connection {
                     self.clean_close &= !failed;
                     self.state = State::Closing;
                 } else {
-                    self.state = State::Head(HeadScan::default());
-                    self.deadline = sh.clock.deadline(sh.timeouts.idle);
+                    self.await_request(sh);
                 }
             }
         }
@@ -744,8 +805,7 @@ impl Connection {
             if close {
                 self.state = State::Closing;
             } else {
-                self.state = State::Head(HeadScan::default());
-                self.deadline = sh.clock.deadline(sh.timeouts.idle);
+                self.await_request(sh);
             }
         }
         Ok(Step::Continue)

@@ -33,6 +33,17 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// Between SIGTERM and SIGKILL for a CGI script we stop.
 const KILL_GRACE: Duration = Duration::from_secs(2);
+/// Memory all connections may hold of input not yet used (unfinished
+/// heads, pipelined requests): Python's per-line limits allow 135 KiB for
+/// one head, and 800 clients each holding one would take 106 MB. Past
+/// this, the connection whose head has been coming in the longest (of
+/// those holding more than [`SMALL_INPUT`]) gets 431.
+pub const INPUT_BUDGET: usize = 16 << 20;
+/// A connection holding less input than this is never picked to make room
+/// in the input budget.
+const SMALL_INPUT: usize = 8 * 1024;
+/// Connections closed at once to make room at the connection limit.
+const EVICT_BATCH: usize = 32;
 
 pub struct Options {
     pub timeouts: Timeouts,
@@ -101,6 +112,10 @@ pub struct Server {
     run_queue: Vec<Token>,
     /// inotify events are left to read (a storm is read a part per turn).
     inotify_pending: bool,
+    /// Input bytes held by all connections (see [`INPUT_BUDGET`]).
+    input_held: usize,
+    /// `shed_input` is running (it calls `apply`, which would call it).
+    shedding: bool,
 }
 
 impl Server {
@@ -152,6 +167,8 @@ impl Server {
             stopping: None,
             run_queue: Vec::new(),
             inotify_pending: false,
+            input_held: 0,
+            shedding: false,
         })
     }
 
@@ -256,7 +273,7 @@ impl Server {
                 // The client went away before we took it (ECONNABORTED...).
                 Err(_) => continue,
             };
-            if self.conns.len() >= self.max_connections && self.evict_idle() == 0 {
+            if self.conns.len() >= self.max_connections && self.evict_waiting() == 0 {
                 // Nobody to make room: this one is taken (the limit is
                 // exceeded by at most one) and the next ones wait.
                 self.pause(self.env.clock.now);
@@ -290,25 +307,54 @@ impl Server {
     }
 
     /// At the connection limit, makes room by closing the connections that
-    /// have been idle (kept alive, no request in progress) the longest, as
-    /// nginx does: otherwise idle keep-alive clients could lock everyone
-    /// else out. Closes a batch, so this scan is rare; returns how many.
-    fn evict_idle(&mut self) -> usize {
-        const BATCH: usize = 32;
-        let mut idle: Vec<(Instant, usize)> = self
+    /// have waited longest for a request: first those idle after a
+    /// response (kept alive), as nginx does, then those that have sent no
+    /// complete head (a browser's pre-opened sockets, slow heads), oldest
+    /// first. Otherwise either kind could lock everyone else out: browsers
+    /// open sockets ahead of time, which is why Python has
+    /// `ThreadingHTTPServer`. Closes a batch, so this scan is rare; returns
+    /// how many.
+    fn evict_waiting(&mut self) -> usize {
+        let mut waiting: Vec<((bool, Instant), usize)> = self
             .conns
             .iter()
-            .filter(|(_, c)| c.is_idle_after_a_response())
-            .map(|(key, c)| (c.deadline, key))
+            .filter_map(|(key, c)| {
+                c.waiting_for_a_request()
+                    .map(|(idle, since)| ((!idle, since), key))
+            })
             .collect();
-        if idle.len() > BATCH {
-            idle.select_nth_unstable(BATCH);
-            idle.truncate(BATCH);
+        if waiting.len() > EVICT_BATCH {
+            waiting.select_nth_unstable(EVICT_BATCH);
+            waiting.truncate(EVICT_BATCH);
         }
-        for &(_, key) in &idle {
+        for &(_, key) in &waiting {
             self.close(key);
         }
-        idle.len()
+        waiting.len()
+    }
+
+    /// Over the input budget: the connections holding the oldest large
+    /// unfinished heads (or large pipelined input) give it back, with 431.
+    fn shed_input(&mut self) {
+        while self.input_held > INPUT_BUDGET {
+            let victim = self
+                .conns
+                .iter()
+                .filter(|(_, c)| c.input_bytes() > SMALL_INPUT)
+                .min_by_key(|(_, c)| {
+                    c.waiting_for_a_request()
+                        .map_or(self.env.clock.now, |w| w.1)
+                })
+                .map(|(key, _)| key);
+            let Some(key) = victim else {
+                return;
+            };
+            let Some(conn) = self.conns.get_mut(key) else {
+                return;
+            };
+            let progress = guarded(|| conn.shed_input(&mut self.env.shared()));
+            self.apply(key, progress);
+        }
     }
 
     fn pause(&mut self, until: Instant) {
@@ -389,16 +435,27 @@ impl Server {
                 ChildEvent::StopGroup(pid) => self.stop_group(pid),
             }
         }
+        if let Some(conn) = self.conns.get_mut(key) {
+            let held = conn.input_bytes();
+            self.input_held = self.input_held - conn.charged.min(self.input_held) + held;
+            conn.charged = held;
+        }
         match progress {
             Progress::Wait => {}
             Progress::Again => self.run_queue.push(Token(key * TOKENS_PER_CONNECTION)),
             Progress::Close => self.close(key),
+        }
+        if self.input_held > INPUT_BUDGET && !self.shedding {
+            self.shedding = true;
+            self.shed_input();
+            self.shedding = false;
         }
     }
 
     fn close(&mut self, key: usize) {
         // Closing the socket takes it out of the poll: no deregister call.
         if let Some(conn) = self.conns.try_remove(key) {
+            self.input_held -= conn.charged.min(self.input_held);
             // A script whose client is gone has no one to answer.
             if let Some((pid, holds_pipes)) = conn.cgi_child()
                 && holds_pipes

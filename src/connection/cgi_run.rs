@@ -5,7 +5,7 @@
 use super::{ChildEvent, Connection, Shared, Skip, Source, State, Step};
 use crate::cgi::{self, OutputParse};
 use crate::child;
-use crate::request::{self, BodyFraming, HeadScan, Version};
+use crate::request::{self, BodyFraming, Version};
 use crate::respond::{self, Body, CgiRequest, Request};
 use crate::response::{Head, status_has_body};
 use mio::unix::pipe::{Receiver, Sender};
@@ -86,6 +86,10 @@ impl Connection {
     ) {
         let mut child = match child::spawn(&request.launch) {
             Ok(child) => child,
+            Err(e) if crate::sys::is_out_of_descriptors(&e) => {
+                self.cgi_failed(503, "Server busy: out of file descriptors", raw_line, sh);
+                return;
+            }
             Err(e) => {
                 let message = format!("CGI script could not be started: {e}");
                 self.cgi_failed(500, &message, raw_line, sh);
@@ -187,13 +191,11 @@ impl Connection {
             run.stdout.is_none() || matches!(run.framing, Framing::Length(0) | Framing::Discard);
         if output_done && run.stdin.is_none() && self.out_pos == self.out.len() {
             run.stdout = None;
-            let close = run.close;
-            self.state = if close {
-                State::Closing
+            if run.close {
+                self.state = State::Closing;
             } else {
-                self.deadline = sh.clock.deadline(sh.timeouts.idle);
-                State::Head(HeadScan::default())
-            };
+                self.await_request(sh);
+            }
             return Ok(Step::Continue);
         }
         Ok(if progressed {
