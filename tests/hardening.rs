@@ -104,13 +104,16 @@ fn a_fifo_is_refused_without_blocking() {
 #[test]
 fn the_connection_limit_pauses_accepting_without_spinning() {
     let fx = fixture_tree();
+    fs::write(fx.path("large.bin"), vec![7u8; 32 << 20]).unwrap();
     let server = Server::start(&["-d", fx.root_str(), "--max-connections", "5"]);
-    // Busy connections (half-sent heads) cannot be evicted. The server takes
+    // Busy connections (downloads their clients do not read) cannot be
+    // evicted; connections waiting for a head could be. The server takes
     // one more than the limit, then stops accepting.
     let held: Vec<TcpStream> = (0..6)
         .map(|_| {
             let mut s = TcpStream::connect(server.addr()).unwrap();
-            s.write_all(b"GET /").unwrap();
+            s.write_all(&get("/large.bin")).unwrap();
+            std::thread::sleep(Duration::from_millis(20));
             s
         })
         .collect();
