@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
 # The project's test command: bash scripts/test.sh [cargo test ARGS...]
 #
-# Makes sure the tools the tests need are on PATH (python3 for the
-# differential tests, chromium for tests/browser.rs), installing what is
-# missing with apt-get when run as root (non-interactive, fit for CI), then
-# runs `cargo test ARGS...`.
+# Makes sure the tools the tests need are there, installing what is
+# missing (as root, non-interactively, fit for CI):
+#   - python3, the reference for the differential tests (apt-get);
+#   - chromium, for tests/browser.rs (apt-get);
+#   - h11, the strict parser tests/framing.rs compares with, from PyPI into
+#     target/pydeps (pip).
+# Then runs `cargo test ARGS...` and ends with one line for the whole
+# suite: `N passed, M failed` over every test binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=()
-command -v python3 >/dev/null || missing+=(python3)
+command -v python3 >/dev/null || missing+=(python3 python3-pip)
 command -v chromium >/dev/null || command -v chromium-browser >/dev/null || missing+=(chromium)
 
 if ((${#missing[@]})); then
@@ -23,4 +27,26 @@ if ((${#missing[@]})); then
     apt-get install -y -qq "${missing[@]}" </dev/null >/dev/null
 fi
 
-exec cargo test "$@"
+pydeps=target/pydeps
+if ! PYTHONPATH=$pydeps python3 -c 'import h11' 2>/dev/null; then
+    echo "test.sh: installing h11 into $pydeps with pip" >&2
+    mkdir -p "$pydeps"
+    python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+        --target "$pydeps" 'h11==0.16.0' >&2
+fi
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+set +e
+cargo test "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+awk '/^test result:/ {
+        for (i = 1; i <= NF; i++) {
+            if ($(i + 1) ~ /^passed/) passed += $i
+            if ($(i + 1) ~ /^failed/) failed += $i
+        }
+        binaries++
+    }
+    END { printf "\nwhole suite: %d passed, %d failed (%d test binaries)\n", passed, failed, binaries }' "$log"
+exit "$status"

@@ -51,6 +51,8 @@ pub struct Shared<'a> {
     pub scratch: &'a mut Scratch,
     /// Where CGI pipes are registered.
     pub registry: &'a Registry,
+    /// Bulk body bytes sent this turn of the loop (see [`TURN_BUDGET`]).
+    pub turn_bytes: &'a mut usize,
     /// What happened to CGI children while handling this event, for the
     /// reactor, which watches and reaps them.
     pub children: &'a mut Vec<ChildEvent>,
@@ -166,6 +168,11 @@ pub struct Connection {
 
 /// Work done per event before yielding to other connections.
 const BUDGET: usize = 32;
+/// Bytes of bulk body (files, listings, script output) all connections
+/// together send per turn of the loop; past it, bulk senders wait for the
+/// next turn, so a turn stays short (a few ms) however many downloads run
+/// at once, and a new request is never stuck behind them.
+pub const TURN_BUDGET: usize = 1 << 20;
 /// Responses gathered before they are sent together (pipelining).
 const WBUF_FLUSH: usize = 64 * 1024;
 /// Bytes a client must take per send timeout to keep a response going.
@@ -333,6 +340,11 @@ impl Connection {
         }
         if self.out_pos < self.out.len() {
             return self.send_out(sh);
+        }
+        let bulk = matches!(self.state, State::File { .. } | State::Produce { .. });
+        if bulk && *sh.turn_bytes >= TURN_BUDGET {
+            // This turn's share of bulk sending is spent: the next turn.
+            return Ok(Step::Yield);
         }
         match &mut self.state {
             State::Cgi(_) => self.cgi_step(sh),
@@ -757,7 +769,10 @@ impl Connection {
             return Ok(Step::Continue);
         };
         let close = *close;
-        match producer.produce(sh.wbuf, sh.clock) {
+        let before = sh.wbuf.len();
+        let produced = producer.produce(sh.wbuf, sh.clock);
+        *sh.turn_bytes += sh.wbuf.len() - before;
+        match produced {
             respond::Produced::Again => return Ok(Step::Yield),
             respond::Produced::More => {}
             respond::Produced::Done { close: failed } => {
@@ -793,7 +808,10 @@ impl Connection {
             // The file shrank under us: the promised length cannot be kept,
             // so the connection ends and the client sees a short body.
             Ok(0) => return Ok(Step::Done),
-            Ok(n) => self.progressed(n, sh),
+            Ok(n) => {
+                *sh.turn_bytes += n;
+                self.progressed(n, sh);
+            }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 self.writable = false;
                 return Ok(Step::Blocked);

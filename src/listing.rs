@@ -34,10 +34,14 @@ const STEP_ENTRIES: usize = 256;
 /// A finished listing is reused for this long (while its directory's times
 /// are unchanged), then read afresh: Python reads it for every request.
 const REUSE_FOR: Duration = Duration::from_secs(1);
+/// While connections are still sending a listing, it is reused for this
+/// long: readers that come and go cannot make a new copy every second.
+const REUSE_WHILE_SENT: Duration = Duration::from_secs(10);
 /// Most listings kept at once.
 const MAX_CACHED: usize = 64;
 
-/// One entry, as the listing shows it.
+/// One entry, as the listing shows it: 8 bytes, so a 100,000-entry
+/// listing is its names plus 800 KB.
 #[derive(Debug, Clone, Copy)]
 struct Entry {
     /// Where its name is in `Listing::names`.
@@ -45,11 +49,16 @@ struct Entry {
     name_len: u16,
     is_dir: bool,
     is_link: bool,
-    /// Size and time are shown (rich listings; not for a link that
-    /// `--contain-symlinks` refuses, whose target is not ours to describe).
-    shows_meta: bool,
+}
+
+/// What a rich listing shows of an entry besides its name.
+#[derive(Debug, Clone, Copy)]
+struct Meta {
     size: u64,
     mtime: i64,
+    /// Size and time are shown (not for a link that `--contain-symlinks`
+    /// refuses, whose target is not ours to describe).
+    shown: bool,
 }
 
 /// What a listing is built for.
@@ -66,6 +75,8 @@ pub struct Style {
 pub struct Listing {
     names: Vec<u8>,
     entries: Vec<Entry>,
+    /// For rich listings, one per entry; empty otherwise.
+    meta: Vec<Meta>,
     style: Style,
     /// The items' bytes, all together (they do not depend on the order).
     items_len: u64,
@@ -75,6 +86,17 @@ pub struct Listing {
     /// directories first, made when first asked for.
     by_size: OnceCell<Box<[u32]>>,
     by_time: OnceCell<Box<[u32]>>,
+    /// The bytes all finished listings hold, shared by every listing of
+    /// the server; this one's share is given back when it is dropped.
+    alive: Rc<std::cell::Cell<usize>>,
+    counted: usize,
+}
+
+impl Drop for Listing {
+    fn drop(&mut self) {
+        self.alive
+            .set(self.alive.get().saturating_sub(self.counted));
+    }
 }
 
 /// Why a listing could not be made.
@@ -106,6 +128,8 @@ struct Reading {
     style: Style,
     names: Vec<u8>,
     entries: Vec<Entry>,
+    meta: Vec<Meta>,
+    alive: Rc<std::cell::Cell<usize>>,
     /// The sort keys, lower-cased, in one buffer, and where each is.
     keys: Vec<u8>,
     key_spans: Vec<(u32, u32)>,
@@ -121,12 +145,18 @@ pub enum Progress<'a> {
 
 impl Build {
     pub fn new(dir: File, style: Style, now: Instant) -> Build {
+        Build::counted(dir, style, now, Rc::default())
+    }
+
+    fn counted(dir: File, style: Style, now: Instant, alive: Rc<std::cell::Cell<usize>>) -> Build {
         Build {
             state: BuildState::Reading(Box::new(Reading {
                 reader: DirReader::new(dir),
                 style,
                 names: Vec::new(),
                 entries: Vec::new(),
+                meta: Vec::new(),
+                alive,
                 keys: Vec::new(),
                 key_spans: Vec::new(),
                 scratch: Vec::new(),
@@ -171,6 +201,7 @@ impl Build {
                 r.names.capacity()
                     + r.keys.capacity()
                     + r.entries.capacity() * size_of::<Entry>()
+                    + r.meta.capacity() * size_of::<Meta>()
                     + r.key_spans.capacity() * 8
                     + 32 * 1024
             }
@@ -217,11 +248,14 @@ impl Reading {
                     !sys::real_path_at(self.reader.dir(), name, &mut self.scratch)
                         .is_some_and(|real| real.starts_with(root))
                 });
-            let shows_meta = self.style.rich && st.is_some() && !refused;
-            let (size, mtime) = match (&st, shows_meta) {
-                (Some(st), true) => (u64::try_from(st.st_size).unwrap_or(0), st.st_mtime),
-                _ => (0, 0),
-            };
+            if self.style.rich {
+                let shown = st.is_some() && !refused;
+                let (size, mtime) = match (&st, shown) {
+                    (Some(st), true) => (u64::try_from(st.st_size).unwrap_or(0), st.st_mtime),
+                    _ => (0, 0),
+                };
+                self.meta.push(Meta { size, mtime, shown });
+            }
             let key_at = self.keys.len() as u32;
             push_sort_key(&mut self.keys, name);
             self.key_spans
@@ -231,9 +265,6 @@ impl Reading {
                 name_len,
                 is_dir,
                 is_link,
-                shows_meta,
-                size,
-                mtime,
             });
         }
         Ok(false)
@@ -248,30 +279,40 @@ impl Reading {
         };
         let mut order: Vec<u32> = (0..self.entries.len() as u32).collect();
         order.sort_by(|&a, &b| key(a).cmp(key(b)));
-        let mut entries: Vec<Entry> = order.iter().map(|&i| self.entries[i as usize]).collect();
-        let dirs = entries.iter().filter(|e| e.is_dir).count();
         if self.style.rich {
             // Directories first, each group still in name order.
-            entries.sort_by_key(|e| !e.is_dir);
+            order.sort_by_key(|&i| !self.entries[i as usize].is_dir);
         }
+        let entries: Vec<Entry> = order.iter().map(|&i| self.entries[i as usize]).collect();
+        let meta: Vec<Meta> = if self.style.rich {
+            order.iter().map(|&i| self.meta[i as usize]).collect()
+        } else {
+            Vec::new()
+        };
+        let dirs = entries.iter().filter(|e| e.is_dir).count();
         let mut listing = Listing {
             names: self.names,
             entries,
+            meta,
             style: self.style,
             items_len: 0,
             dirs,
             by_size: OnceCell::new(),
             by_time: OnceCell::new(),
+            alive: self.alive,
+            counted: 0,
         };
         let mut item = Vec::with_capacity(2048);
         let mut total = 0u64;
-        for e in &listing.entries {
+        for i in 0..listing.entries.len() {
             item.clear();
-            listing.push_item(&mut item, e);
+            listing.push_item(&mut item, i);
             total += item.len() as u64;
         }
         listing.items_len = total;
         listing.names.shrink_to_fit();
+        listing.counted = listing.bytes();
+        listing.alive.set(listing.alive.get() + listing.counted);
         listing
     }
 }
@@ -284,6 +325,7 @@ impl Listing {
     fn bytes(&self) -> usize {
         self.names.capacity()
             + self.entries.capacity() * size_of::<Entry>()
+            + self.meta.capacity() * size_of::<Meta>()
             + self.by_size.get().map_or(0, |p| p.len() * 4)
             + self.by_time.get().map_or(0, |p| p.len() * 4)
     }
@@ -291,7 +333,8 @@ impl Listing {
     /// One item: `<li><a href="link">name</a></li>` exactly as Python writes
     /// it, so scripts that scrape listings read both kinds the same way;
     /// a rich listing adds the size and time.
-    fn push_item(&self, out: &mut Vec<u8>, e: &Entry) {
+    fn push_item(&self, out: &mut Vec<u8>, i: usize) {
+        let e = &self.entries[i];
         let name = self.name(e);
         out.extend_from_slice(b"<li><a href=\"");
         push_quoted(out, name);
@@ -307,18 +350,18 @@ impl Listing {
             out.push(b'/');
         }
         out.extend_from_slice(b"</a>");
-        if self.style.rich {
+        if let Some(m) = self.meta.get(i) {
             out.extend_from_slice(b"<span class=\"m\">");
-            if !e.shows_meta {
+            if !m.shown {
                 out.extend_from_slice("\u{2014}".as_bytes());
             } else {
                 if e.is_dir {
                     out.extend_from_slice("\u{2014}".as_bytes());
                 } else {
-                    push_size(out, e.size);
+                    push_size(out, m.size);
                 }
                 out.extend_from_slice(b" \xc2\xb7 ");
-                push_time(out, e.mtime);
+                push_time(out, m.mtime);
             }
             out.extend_from_slice(b"</span>");
         }
@@ -330,23 +373,20 @@ impl Listing {
     fn order(&self, by: SortBy) -> Option<&[u32]> {
         match by {
             SortBy::Name => None,
-            SortBy::Size => Some(self.sorted(&self.by_size, |e| i128::from(e.size))),
-            SortBy::Time => Some(self.sorted(&self.by_time, |e| i128::from(e.mtime))),
+            SortBy::Size => Some(self.sorted(&self.by_size, |m| i128::from(m.size))),
+            SortBy::Time => Some(self.sorted(&self.by_time, |m| i128::from(m.mtime))),
         }
     }
 
-    fn sorted<'a>(
-        &'a self,
-        cell: &'a OnceCell<Box<[u32]>>,
-        field: fn(&Entry) -> i128,
-    ) -> &'a [u32] {
+    fn sorted<'a>(&'a self, cell: &'a OnceCell<Box<[u32]>>, field: fn(&Meta) -> i128) -> &'a [u32] {
         cell.get_or_init(|| {
             let mut idx: Vec<u32> = (0..self.entries.len() as u32).collect();
             // Stable: equal sizes (or times) stay in name order, and the
             // directories, which come first, stay first.
             idx.sort_by_key(|&i| {
-                let e = &self.entries[i as usize];
-                (!e.is_dir, field(e))
+                let i = i as usize;
+                let value = self.meta.get(i).map_or(0, field);
+                (!self.entries[i].is_dir, value)
             });
             idx.into_boxed_slice()
         })
@@ -486,7 +526,7 @@ impl Page {
         let order = listing.order(self.by);
         while self.next < count && out.len() < limit {
             let i = self.position(self.next, order);
-            listing.push_item(out, &listing.entries[i]);
+            listing.push_item(out, i);
             self.next += 1;
         }
         if self.next < count {
@@ -531,6 +571,8 @@ pub struct OverBudget;
 #[derive(Default)]
 pub struct Listings {
     map: HashMap<(u64, u64), Cached>,
+    /// Bytes of every finished listing still alive (see `Listing::alive`).
+    alive: Rc<std::cell::Cell<usize>>,
 }
 
 struct Cached {
@@ -541,6 +583,16 @@ struct Cached {
 }
 
 impl Listings {
+    /// Bytes held by listings still being read.
+    fn building_bytes(&self) -> usize {
+        self.map
+            .values()
+            .map(|c| c.build.borrow())
+            .filter(|b| matches!(b.state, BuildState::Reading(_)))
+            .map(|b| b.bytes())
+            .sum()
+    }
+
     /// The listing of the open directory `dir`: one already built or being
     /// built for it, or a new build. `Err(OverBudget)` when the listings in
     /// use hold [`LISTINGS_BUDGET`] already.
@@ -565,38 +617,54 @@ impl Listings {
             meta.ctime(),
             meta.ctime_nsec(),
         );
+        // The bytes every finished listing holds, whether still cached or
+        // only held by connections sending it.
+        let alive = self.alive.get() + self.building_bytes();
         if let Some(c) = self.map.get(&key)
             && c.stamp == stamp
             && c.style == *style
         {
             let b = c.build.borrow();
-            let fresh = now.saturating_duration_since(b.started) < REUSE_FOR;
-            if fresh || matches!(b.state, BuildState::Reading(_)) {
+            let age = now.saturating_duration_since(b.started);
+            let in_use = Rc::strong_count(&c.build) > 1;
+            // Reused while fresh, while it is still being sent (up to a
+            // limit: a listing is not kept stale for ever by a stream of
+            // readers), or when a new one would not fit the budget.
+            if age < REUSE_FOR
+                || matches!(b.state, BuildState::Reading(_))
+                || (in_use && age < REUSE_WHILE_SENT)
+                || alive >= LISTINGS_BUDGET
+            {
                 drop(b);
                 return Ok(Rc::clone(&c.build));
             }
         }
         self.map.remove(&key);
-        // Listings no connection holds go first, then the budget decides.
+        // Listings no connection holds are dropped first; a new one is made
+        // only within the budget.
         let idle: Vec<(u64, u64)> = self
             .map
             .iter()
             .filter(|(_, c)| Rc::strong_count(&c.build) == 1)
             .map(|(k, _)| *k)
             .collect();
-        let held = |m: &HashMap<(u64, u64), Cached>| -> usize {
-            m.values().map(|c| c.build.borrow().bytes()).sum()
-        };
         for k in idle {
-            if held(&self.map) < LISTINGS_BUDGET / 2 && self.map.len() < MAX_CACHED {
+            if self.alive.get() + self.building_bytes() < LISTINGS_BUDGET / 2
+                && self.map.len() < MAX_CACHED
+            {
                 break;
             }
             self.map.remove(&k);
         }
-        if held(&self.map) >= LISTINGS_BUDGET {
+        if self.alive.get() + self.building_bytes() >= LISTINGS_BUDGET {
             return Err(OverBudget);
         }
-        let build = Rc::new(RefCell::new(Build::new(dir, style.clone(), now)));
+        let build = Rc::new(RefCell::new(Build::counted(
+            dir,
+            style.clone(),
+            now,
+            Rc::clone(&self.alive),
+        )));
         if self.map.len() < MAX_CACHED {
             self.map.insert(
                 key,

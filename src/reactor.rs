@@ -62,6 +62,8 @@ struct Env {
     rbuf: Box<[u8]>,
     wbuf: Vec<u8>,
     scratch: Scratch,
+    /// Bulk bytes sent this turn (`connection::TURN_BUDGET`).
+    turn_bytes: usize,
 }
 
 impl Env {
@@ -79,6 +81,7 @@ impl Env {
             scratch: &mut self.scratch,
             registry: self.poll.registry(),
             children: &mut self.children,
+            turn_bytes: &mut self.turn_bytes,
         }
     }
 }
@@ -161,6 +164,7 @@ impl Server {
                     cache,
                     ..Scratch::default()
                 },
+                turn_bytes: 0,
             },
             max_connections: options.max_connections.max(1),
             paused: None,
@@ -187,6 +191,7 @@ impl Server {
                 return Err(e);
             }
             let new_second = self.env.clock.tick();
+            self.env.turn_bytes = 0;
             // A file changed before a request for it arrived: drop it from
             // the cache before any request in this batch is answered.
             if (self.inotify_pending || events.iter().any(|e| e.token() == INOTIFY))
@@ -401,8 +406,18 @@ impl Server {
         self.apply(key, progress);
     }
 
+    /// Runs the connections that had work left, in turn. Once this turn's
+    /// bulk budget is spent, the rest keep their place at the head of the
+    /// queue for the next turn, so every sender gets its share.
     fn run_queued(&mut self) {
-        for token in std::mem::take(&mut self.run_queue) {
+        let queue = std::mem::take(&mut self.run_queue);
+        let mut next = 0;
+        while next < queue.len() {
+            let token = queue[next];
+            if token != LISTENER && self.env.turn_bytes >= crate::connection::TURN_BUDGET {
+                break;
+            }
+            next += 1;
             if token == LISTENER {
                 self.accept();
                 continue;
@@ -412,6 +427,11 @@ impl Server {
                 let progress = guarded(|| conn.pump(&mut self.env.shared()));
                 self.apply(key, progress);
             }
+        }
+        if next < queue.len() {
+            let queued_now = std::mem::take(&mut self.run_queue);
+            self.run_queue = queue[next..].to_vec();
+            self.run_queue.extend(queued_now);
         }
     }
 

@@ -170,6 +170,9 @@ impl Connection {
     /// the script, script output in, the client watched for leaving.
     /// Progress on any of them counts.
     pub(super) fn cgi_step(&mut self, sh: &mut Shared) -> io::Result<Step> {
+        if *sh.turn_bytes >= super::TURN_BUDGET {
+            return Ok(Step::Yield);
+        }
         let mut progressed = false;
         if self.out_pos < self.out.len() && self.writable {
             progressed |= matches!(self.send_out(sh)?, Step::Continue);
@@ -352,6 +355,7 @@ impl Connection {
             self.cgi_output_ended(sh);
             return Ok(true);
         }
+        *sh.turn_bytes += n;
         if run.framing != Framing::Pending {
             emit_body(run, &mut self.out, &sh.rbuf[..n]);
             return Ok(true);
