@@ -19,6 +19,9 @@
 #   IDLE_BIN=path             tinyserve binary (default target/release/tinyserve)
 #   IDLE_NO_BUILD=1           do not run `cargo build --release`
 #   IDLE_KEEP=1               keep the temp dir
+#   IDLE_PREOPEN=10000        then: this many pre-opened sockets (connected,
+#                             nothing sent) against the default connection
+#                             limit, and how long a new client waits (0: skip)
 #
 # Steps: start `tinyserve -q -b 127.0.0.1 --idle-timeout 300 --max-connections
 # N+100`; one request to warm it; wrk (baseline); read VmRSS/VmHWM and the
@@ -38,6 +41,7 @@ TS_ARGS=${IDLE_TINYSERVE_ARGS:-}
 WRK_S=${IDLE_WRK_SECONDS:-5}
 SETUP_TIMEOUT=${IDLE_SETUP_TIMEOUT:-180}
 WANT_NOFILE=${IDLE_NOFILE:-65536}
+PREOPEN=${IDLE_PREOPEN:-10000}
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$SCRIPT_DIR/.." && pwd)
@@ -204,3 +208,72 @@ echo "| set-up time, set-up errors | ${SETUP_S} s, $SETUP_ERR |"
 echo "| wrk errors before / during / after | $ERR0 / $ERR1 / $ERR2 |"
 echo
 echo "tinyserve ${SERVER_ARGS[*]}; open-file limit $NOFILE; $(nproc) CPUs; load average at end $(cut -d' ' -f1-3 /proc/loadavg)"
+
+# ------------------------------------------------------------ pre-opened sockets
+
+((PREOPEN > 0)) || exit 0
+stop_pid "$SERVER"
+# At 20,000 descriptors the default limit is (20000 - 32) / 2 = 9984
+# connections: 10,000 sockets that send nothing are more than it takes.
+ulimit -n 20000 2>/dev/null || true
+PRE_ARGS=(-q -b 127.0.0.1 -d "$ROOT" "$PORT")
+"$BIN" "${PRE_ARGS[@]}" >"$TMP/server2.out" 2>"$TMP/server2.err" &
+SERVER=$!
+PIDS+=("$SERVER")
+for _ in $(seq 1 100); do get_once 2>/dev/null && break; sleep 0.1; done
+READY2=$TMP/ready2
+python3 "$SCRIPT_DIR/idle_client.py" --port "$PORT" --count "$PREOPEN" --preopen \
+    --ready-file "$READY2" --setup-timeout "$SETUP_TIMEOUT" --hold-seconds 600 \
+    >"$TMP/client2.out" 2>"$TMP/client2.err" &
+CLIENT2=$!
+PIDS+=("$CLIENT2")
+for _ in $(seq 1 $((SETUP_TIMEOUT * 10 + 200))); do
+    [[ -s $READY2 ]] && break
+    kill -0 "$CLIENT2" 2>/dev/null || break
+    sleep 0.1
+done
+[[ -s $READY2 ]] || { echo "the pre-opening client did not get ready" >&2; cat "$TMP/client2.err" >&2; exit 1; }
+PRE_IDLE=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["idle"])' "$READY2")
+sleep 1
+# A new client, 20 times on fresh connections: how long each waits.
+read -r NEW_MED NEW_MAX NEW_FAIL < <(python3 - "$PORT" <<'PY'
+import socket, sys, time
+port = int(sys.argv[1]); waits = []; fails = 0
+for _ in range(20):
+    t = time.monotonic()
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout=15)
+        s.sendall(b"GET /1k.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = b""
+        while True:
+            b = s.recv(65536)
+            if not b: break
+            data += b
+        s.close()
+        fails += not data.startswith(b"HTTP/1.1 200")
+    except OSError:
+        fails += 1
+    waits.append((time.monotonic() - t) * 1000)
+    time.sleep(0.05)
+waits.sort()
+print("%.2f %.2f %d" % (waits[len(waits) // 2], waits[-1], fails))
+PY
+)
+kill -USR1 "$CLIENT2"
+wait "$CLIENT2" 2>/dev/null || true
+read -r PRE_HELD PRE_STILL PRE_CLOSED < <(python3 -c 'import json,sys
+try:
+    r = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
+    print(r["held"], r["still_open"], r["closed_during_hold"])
+except Exception:
+    print("? ? ?")' "$TMP/client2.out")
+echo
+echo "Pre-opened sockets: $PRE_IDLE connected and sent nothing (wanted $PREOPEN), default connection limit at $(ulimit -n) descriptors."
+echo
+echo "| measure | value |"
+echo "|---|---:|"
+echo "| pre-opened sockets held | $PRE_HELD |"
+echo "| of them still open at the end | $PRE_STILL |"
+echo "| closed by the server to make room | $PRE_CLOSED |"
+echo "| new client, 20 GETs on fresh connections: median / worst wait (ms) | $NEW_MED / $NEW_MAX |"
+echo "| new client failures | $NEW_FAIL |"

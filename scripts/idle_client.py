@@ -6,6 +6,9 @@ up at once), sends one complete keep-alive ``GET --path`` on each, reads the
 whole response (``200`` with a ``Content-Length`` body), and then holds every
 connection idle, all in one process with ``selectors``.
 
+With --preopen nothing is sent: each connection is held as it was opened,
+like the sockets a browser opens ahead of time.
+
 When the set-up is over (or --setup-timeout passed) it writes a JSON line to
 --ready-file: {"wanted", "idle", "failed", "errors", "setup_s"}.
 While holding it watches every idle socket: a server that closes one is
@@ -53,6 +56,8 @@ def main():
     ap.add_argument("--setup-timeout", type=float, default=120.0)
     ap.add_argument("--hold-seconds", type=float, default=600.0)
     ap.add_argument("--ready-file", required=True)
+    ap.add_argument("--preopen", action="store_true",
+                    help="send nothing: hold connections as a browser's pre-opened sockets")
     args = ap.parse_args()
     if not ipaddress.ip_address(args.host).is_loopback:
         sys.exit("idle_client: refusing a non-loopback host %r" % args.host)
@@ -135,6 +140,12 @@ def main():
                     fail(conn, "connect-" + errno.errorcode.get(err, str(err)))
                     continue
                 conn.state = SENDING
+                if args.preopen:
+                    conn.state = IDLE
+                    in_flight -= 1
+                    idle.append(conn)
+                    sel.modify(s, selectors.EVENT_READ, conn)
+                    continue
             if conn.state == SENDING:
                 try:
                     n = s.send(conn.out)
