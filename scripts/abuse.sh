@@ -25,6 +25,7 @@
 #   ABUSE_BIN=path             tinyserve binary (default target/release/tinyserve)
 #   ABUSE_NO_BUILD=1           do not run `cargo build --release`
 #   ABUSE_KEEP=1               keep the temp dir (fixture, logs, CSVs)
+#   ABUSE_STALLS=0             skip the stall probe (scripts/stall_probe.py) at the end
 #
 # Attacks (slowhttptest 1.8.2):
 #   slowloris: -H -c 4000 -r 1000 -i 10 -s 8192 -l T -u http://127.0.0.1:P/1k.bin
@@ -256,3 +257,14 @@ echo "|---|---:|---:|---|---:|---:|---|---|---|"
 printf '%s\n' "${ATTACK_ROWS[@]}"
 echo
 echo "slowhttptest -c $CONNS -r $RATE for ${ATTACK_LEN} s; tinyserve: $BIN -q ${TS_ARGS:-(default flags)}; python: $PY_VERSION -m http.server; open-file limit $NOFILE; $(nproc) CPUs; load average at end $(cut -d' ' -f1-3 /proc/loadavg)"
+
+# ------------------------------------------------------------ stall probe
+# The hostile scenarios of the round-two issue (FIFO twin, unread stderr,
+# huge listing, oversized heads, long CGI targets, few descriptors), each
+# with a probe on fresh connections: scripts/stall_probe.py.
+if [[ ${ABUSE_STALLS:-1} == 1 ]]; then
+    echo
+    echo "Stall probe (python3 scripts/stall_probe.py --bin $BIN):"
+    echo
+    python3 "$SCRIPT_DIR/stall_probe.py" --bin "$BIN" || true
+fi

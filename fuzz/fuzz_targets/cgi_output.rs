@@ -24,7 +24,14 @@ fn check_output_head(buf: &[u8]) -> OutputParse {
                     || block.ends_with(b"\n\r\n"),
                 "head does not end in a blank line"
             );
-            assert!((100..=599).contains(&head.status));
+            // A final status: never a 1xx sent as the answer.
+            assert!((200..=599).contains(&head.status));
+            // Nothing passed on can end a header line early or smuggle one.
+            let ctl = |b: &u8| (*b < 0x20 && *b != b'\t') || *b == 0x7f;
+            for (name, value) in &head.headers {
+                assert!(!name.iter().any(ctl) && !value.iter().any(ctl));
+            }
+            assert!(!head.reason.as_deref().unwrap_or_default().iter().any(ctl));
             if let Some(target) = &head.local_redirect {
                 assert!(target.starts_with(b"/") && head.status == 200);
             }
@@ -35,6 +42,9 @@ fn check_output_head(buf: &[u8]) -> OutputParse {
                     b"Content-Length",
                     b"Transfer-Encoding",
                     b"Connection",
+                    b"Date",
+                    b"Server",
+                    b"Upgrade",
                 ] {
                     assert!(!name.eq_ignore_ascii_case(ours), "{ours:?} passed on");
                 }

@@ -214,12 +214,44 @@ fn check_outcome(buf: &[u8], outcome: &Outcome, parse_headers: bool) {
                 return;
             }
             let mut headers = [EMPTY_HEADER; MAX_HEADER_LINES];
-            let count = request::parse_headers(block, &mut headers);
+            let count = match request::parse_headers(block, &mut headers) {
+                Ok(count) => count,
+                Err(r) => {
+                    // Refused whole: never a partial parse that drops a line.
+                    assert!(matches!(r.status, 400 | 431), "{r:?}");
+                    return;
+                }
+            };
             assert!(count <= lines.saturating_sub(1));
             for h in &headers[..count] {
-                assert!(within(block, h.name.as_bytes()) || h.name.is_empty());
+                assert!(within(block, h.name.as_bytes()) && !h.name.is_empty());
                 assert!(within(block, h.value) || h.value.is_empty());
                 assert!(!h.name.bytes().any(|b| b == b':' || b.is_ascii_whitespace()));
+                // Accepted values hold no CR, LF or NUL, nor padding.
+                assert!(!h.value.iter().any(|&b| matches!(b, b'\r' | b'\n' | 0)));
+                assert!(!h.value.starts_with(b" ") && !h.value.ends_with(b" "));
+            }
+            // Every line of the block became a header: none was dropped.
+            assert_eq!(count, lines.saturating_sub(1), "a line was dropped");
+            // Framing is decided or refused, never guessed.
+            for version in [request::Version::HTTP_10, request::Version::HTTP_11] {
+                match request::body_framing(version, &headers[..count]) {
+                    Ok(request::BodyFraming::Chunked) => {
+                        assert!(version == request::Version::HTTP_11);
+                        assert!(request::header(&headers[..count], "content-length").is_none());
+                    }
+                    Ok(request::BodyFraming::Length(n)) => {
+                        if let Some(v) = request::header(&headers[..count], "content-length") {
+                            let first: Vec<u8> =
+                                v.split(|&b| b == b',').next().unwrap_or(b"").to_vec();
+                            let first = request::trim_ows(&first);
+                            assert_eq!(std::str::from_utf8(first).ok().and_then(|d| d.parse().ok()), Some(n));
+                        } else {
+                            assert_eq!(n, 0);
+                        }
+                    }
+                    Err(r) => assert!(matches!(r.status, 400 | 501), "{r:?}"),
+                }
             }
             // Helpers the responder uses on what was parsed.
             let _ = request::header(&headers[..count], "connection")
