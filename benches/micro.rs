@@ -12,10 +12,10 @@ use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use tinyserve::listing;
-use tinyserve::request::{self, EMPTY_HEADER, HeadScan, Scan};
-use tinyserve::response::Head;
-use tinyserve::urlpath;
+use tinyserve::handlers::listing;
+use tinyserve::proto::request::{self, EMPTY_HEADER, HeadScan, Scan};
+use tinyserve::proto::response::Head;
+use tinyserve::proto::urlpath;
 
 /// A typical request head a browser sends for a page.
 const BROWSER_HEAD: &[u8] = b"GET /docs/guide/index.html?lang=en HTTP/1.1\r\n\

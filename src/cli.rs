@@ -1,9 +1,9 @@
 //! The command line, as Python 3.13's `python3 -m http.server` has it, and
 //! the start-up: bind, print the banner, serve.
 
-use crate::connection::Timeouts;
-use crate::reactor::{Options, Server};
 use crate::respond::{Protocol, Site};
+use crate::server::connection::Timeouts;
+use crate::server::reactor::{Options, Server};
 use clap::Parser;
 use std::fmt;
 use std::io::{self, Write};
@@ -216,7 +216,7 @@ fn open_site(cli: &Cli, bound: SocketAddr, extra_headers: Vec<u8>) -> Result<Sit
 fn extra_headers(cli: &Cli) -> Result<Vec<u8>, StartError> {
     let mut lines = Vec::new();
     for h in &cli.headers {
-        let shown = crate::escape::py_repr_latin1(h.as_bytes());
+        let shown = crate::proto::escape::py_repr_latin1(h.as_bytes());
         let bad = |why: &str| StartError(format!("bad header {shown} for -H: {why}"));
         let (name, value) = h
             .split_once(':')
@@ -311,7 +311,7 @@ fn bind(address: Option<&str>, port: u16) -> Result<std::net::TcpListener, Start
     let addr = match address {
         None => {
             let any6 = SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port);
-            match crate::sys::listen(any6, BACKLOG) {
+            match crate::server::sys::listen(any6, BACKLOG) {
                 Ok(listener) => return Ok(listener),
                 // No IPv6 on this host: IPv4 alone, as Python falls back.
                 Err(e)
@@ -334,7 +334,7 @@ fn bind(address: Option<&str>, port: u16) -> Result<std::net::TcpListener, Start
                 .ok_or_else(|| StartError(format!("'{host}' has no address")))?
         }
     };
-    crate::sys::listen(addr, BACKLOG)
+    crate::server::sys::listen(addr, BACKLOG)
         .map_err(|e| StartError(format!("cannot listen on {addr}: {e}")))
 }
 
@@ -363,7 +363,7 @@ fn raise_open_file_limit() -> usize {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
             return 1024;
         }
-        crate::child::set_child_open_file_limit(lim.rlim_cur);
+        crate::server::child::set_child_open_file_limit(lim.rlim_cur);
         if lim.rlim_cur < lim.rlim_max {
             let raised = libc::rlimit {
                 rlim_cur: lim.rlim_max,

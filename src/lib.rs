@@ -1,29 +1,20 @@
 //! tinyserve: a small, single-threaded, event-driven HTTP/1.1 server that is
 //! a drop-in replacement for `python3 -m http.server`.
 //!
-//! The protocol modules know nothing of sockets: they turn bytes and paths
-//! into decisions and bytes (`request`, `urlpath`, `respond`, `files`,
-//! `listing`, `response`, `mime`, `status`, `escape`, `log`). The `reactor`
-//! and `connection` modules move those bytes between sockets and files.
+//! The layers, from the bottom:
+//!
+//! - [`proto`]: the protocol core, plain code over bytes and paths that
+//!   knows no sockets: request heads, chunked bodies, response heads and
+//!   Python's error page, status phrases, conditional requests, ranges,
+//!   URL paths, escapes, content types.
+//! - [`server`]: the reactor (one `mio` loop on one thread) and the
+//!   connections, which move bytes between sockets, files and pipes.
+//! - [`handlers`]: the static file server (files, listings, the file cache)
+//!   and CGI.
+//! - [`cli`]: the command line, on top.
 
-pub mod cache;
-pub mod cgi;
-pub mod child;
-pub mod chunked;
 pub mod cli;
-pub mod clock;
-pub mod conditional;
-pub mod connection;
-pub mod escape;
-pub mod files;
-pub mod listing;
-pub mod log;
-pub mod mime;
-pub mod range;
-pub mod reactor;
-pub mod request;
+pub mod handlers;
+pub mod proto;
 pub mod respond;
-pub mod response;
-pub mod status;
-pub mod sys;
-pub mod urlpath;
+pub mod server;

@@ -5,13 +5,13 @@
 //! writes into the buffer and returns a [`Reply`] telling the connection what
 //! else to send (a file), whether to keep the connection, and what to log.
 
-use crate::cgi;
-use crate::child::Launch;
-use crate::clock::Clock;
-use crate::files;
-use crate::request::{self, BodyFraming, Rejection, RequestLine, Version};
-use crate::response::{Head, latin1, push_error_page, status_has_body};
-use crate::status;
+use crate::handlers::cgi;
+use crate::handlers::files;
+use crate::proto::request::{self, BodyFraming, Rejection, RequestLine, Version};
+use crate::proto::response::{Head, latin1, push_error_page, status_has_body};
+use crate::proto::status;
+use crate::server::child::Launch;
+use crate::server::clock::Clock;
 use std::fs::File;
 use std::path::PathBuf;
 
@@ -145,13 +145,13 @@ impl Reply {
 #[derive(Default)]
 pub struct Scratch {
     /// `None` when inotify is unavailable: every request then opens.
-    pub cache: Option<crate::cache::FileCache>,
+    pub cache: Option<crate::handlers::cache::FileCache>,
     pub path: Vec<u8>,
     pub cpath: Vec<u8>,
     /// The name of a pre-compressed twin being looked for.
     pub twin: Vec<u8>,
     /// Directory listings being built or sent, shared.
-    pub listings: crate::listing::Listings,
+    pub listings: crate::handlers::listing::Listings,
 }
 
 /// Everything about the response that does not depend on the resource.
@@ -348,7 +348,7 @@ pub fn respond(
         _ => {
             let message = format!(
                 "Unsupported method ({})",
-                crate::escape::py_repr_latin1(method)
+                crate::proto::escape::py_repr_latin1(method)
             );
             ctx.error(out, 501, Some(&message), None)
         }
@@ -411,10 +411,10 @@ fn run_cgi(ctx: &Ctx, req: &Request, dir: &[u8], rest: &[u8], out: &mut Vec<u8>)
         // A script needs CONTENT_LENGTH; we do not buffer chunked uploads.
         return ctx.error(out, 411, None, None);
     };
-    let remote = crate::log::client_ip(req.peer).to_string();
+    let remote = crate::server::log::client_ip(req.peer).to_string();
     let env_ctx = cgi::EnvContext {
         root: &site.root_path,
-        server_software: crate::response::SERVER,
+        server_software: crate::proto::response::SERVER,
         server_name: &site.server_name,
         server_port: site.server_port,
         protocol: site.protocol.as_str(),

@@ -11,9 +11,9 @@ use std::net::TcpStream;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
-use tinyserve::connection::Timeouts;
-use tinyserve::reactor::{Options, Server};
 use tinyserve::respond::{Protocol, Site};
+use tinyserve::server::connection::Timeouts;
+use tinyserve::server::reactor::{Options, Server};
 
 struct Counting;
 

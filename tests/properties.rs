@@ -7,11 +7,11 @@
 //! The fuzz targets in `fuzz/` check the same properties at much greater
 //! depth; regressions they find are pinned at the end of this file.
 
-use tinyserve::cgi::{self, MAX_OUTPUT_HEAD, OutputParse};
-use tinyserve::request::{
+use tinyserve::handlers::cgi::{self, MAX_OUTPUT_HEAD, OutputParse};
+use tinyserve::proto::request::{
     self, EMPTY_HEADER, HeadScan, MAX_HEAD, MAX_HEADER_LINES, MAX_LINE, Scan, Version,
 };
-use tinyserve::urlpath;
+use tinyserve::proto::urlpath;
 
 // ---------------------------------------------------------------------------
 // A tiny PRNG

@@ -30,7 +30,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use support::*;
-use tinyserve::urlpath;
+use tinyserve::proto::urlpath;
 
 const PUBLIC: &[u8] = b"PUBLIC-CONTENT\n";
 const TWIN: &[u8] = b"INSIDE-TWIN-OF-SECRET\n";

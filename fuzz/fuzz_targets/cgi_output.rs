@@ -9,7 +9,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tinyserve::cgi::{self, MAX_OUTPUT_HEAD, OutputParse};
+use tinyserve::handlers::cgi::{self, MAX_OUTPUT_HEAD, OutputParse};
 
 fn check_output_head(buf: &[u8]) -> OutputParse {
     let parsed = cgi::parse_output_head(buf);

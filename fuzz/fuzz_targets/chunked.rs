@@ -9,7 +9,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tinyserve::chunked::{ChunkedDecoder, MAX_SIZE_LINE, MAX_TRAILERS};
+use tinyserve::proto::chunked::{ChunkedDecoder, MAX_SIZE_LINE, MAX_TRAILERS};
 
 /// Decodes `buf` in pieces of `sizes` (cycled; whole if none): the data,
 /// the bytes used up to the end of the body (if it ended), or the error.

@@ -21,7 +21,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tinyserve::request::{
+use tinyserve::proto::request::{
     self, EMPTY_HEADER, HeadScan, MAX_HEAD, MAX_HEADER_LINES, MAX_LINE, RequestLine, Scan,
 };
 

@@ -7,7 +7,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tinyserve::urlpath;
+use tinyserve::proto::urlpath;
 
 const ROOT: &[u8] = b"/srv/www/root";
 

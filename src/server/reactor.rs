@@ -2,12 +2,12 @@
 //! socket, a slab of connections and a signalfd. It reacts to readiness and
 //! to the passing of time; everything else happens in the connections.
 
-use crate::child;
-use crate::clock::Clock;
-use crate::connection::{ChildEvent, Connection, Progress, Shared, Source, Timeouts};
-use crate::log::AccessLog;
 use crate::respond::{Scratch, Site};
-use crate::sys;
+use crate::server::child;
+use crate::server::clock::Clock;
+use crate::server::connection::{ChildEvent, Connection, Progress, Shared, Source, Timeouts};
+use crate::server::log::AccessLog;
+use crate::server::sys;
 use mio::net::TcpListener;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
@@ -139,7 +139,7 @@ impl Server {
         )?;
         // Without inotify there is no cache: every request opens its file.
         // The cache holds at most a quarter of the descriptors we may open.
-        let cache = crate::cache::FileCache::new(open_file_limit() / 4)
+        let cache = crate::handlers::cache::FileCache::new(open_file_limit() / 4)
             .ok()
             .filter(|c| {
                 poll.registry()
@@ -414,7 +414,7 @@ impl Server {
         let mut next = 0;
         while next < queue.len() {
             let token = queue[next];
-            if token != LISTENER && self.env.turn_bytes >= crate::connection::TURN_BUDGET {
+            if token != LISTENER && self.env.turn_bytes >= crate::server::connection::TURN_BUDGET {
                 break;
             }
             next += 1;

@@ -1,7 +1,7 @@
 //! CGI child processes: starting them with non-blocking pipes, signalling
 //! them, and reaping them without ever blocking the event loop.
 
-use crate::cgi;
+use crate::handlers::cgi;
 use mio::unix::pipe::{Receiver, Sender};
 use std::ffi::OsString;
 use std::io;

@@ -33,7 +33,7 @@
 //!   `, ` (section 5.3); the caller decides, and ignores preconditions when
 //!   the response without them would not be 2xx or 412 (section 13.2.1).
 
-use crate::request::trim_ows;
+use crate::proto::request::trim_ows;
 use std::time::UNIX_EPOCH;
 
 /// The longest entity tag [`ETag::new`] makes: two quotes, two dashes and

@@ -1,16 +1,16 @@
 //! Static files and directories, answered as Python's `SimpleHTTPRequestHandler.send_head`.
 
-use crate::cache::{Entry, FileFacts};
-use crate::conditional::{self, Precondition};
-use crate::listing;
-use crate::mime;
-use crate::range::{self, ByteRange, RangeSpec};
-use crate::request;
+use crate::handlers::cache::{Entry, FileFacts};
+use crate::handlers::listing;
+use crate::proto::conditional::{self, Precondition};
+use crate::proto::mime;
+use crate::proto::range::{self, ByteRange, RangeSpec};
+use crate::proto::request;
+use crate::proto::response::push_error_page;
+use crate::proto::status;
+use crate::proto::urlpath::{self, split_target};
 use crate::respond::{Body, Ctx, Produced, Producer, Reply, Request, Scratch};
-use crate::response::push_error_page;
-use crate::status;
-use crate::sys::{self, Found};
-use crate::urlpath::{self, split_target};
+use crate::server::sys::{self, Found};
 use std::fs::{File, Metadata};
 
 use std::rc::Rc;
@@ -211,7 +211,7 @@ pub struct Entity {
 impl Entity {
     /// The headers that say what the bytes are, on every answer built from
     /// this entity (whole, one range or several).
-    fn representation_headers(&self, head: &mut crate::response::Head) {
+    fn representation_headers(&self, head: &mut crate::proto::response::Head) {
         if let Some(coding) = self.encoding {
             head.header("Content-Encoding", coding.as_bytes());
         }
@@ -315,7 +315,7 @@ fn send_entity(ctx: &Ctx, req: &Request, out: &mut Vec<u8>, entity: &Entity) -> 
         status,
         body,
         close: false,
-        discard: crate::request::BodyFraming::NONE,
+        discard: crate::proto::request::BodyFraming::NONE,
         error: None,
     }
 }
@@ -548,7 +548,7 @@ fn list_directory(
             style: ctx.style(),
         })),
         close: false,
-        discard: crate::request::BodyFraming::NONE,
+        discard: crate::proto::request::BodyFraming::NONE,
         error: None,
     }
 }
@@ -571,7 +571,7 @@ struct ListingReply {
 const LISTING_CHUNK: usize = 16 * 1024;
 
 impl Producer for ListingReply {
-    fn produce(&mut self, out: &mut Vec<u8>, clock: &crate::clock::Clock) -> Produced {
+    fn produce(&mut self, out: &mut Vec<u8>, clock: &crate::server::clock::Clock) -> Produced {
         if let Some(page) = &mut self.page {
             let done = page.fill(out, LISTING_CHUNK);
             return if done {

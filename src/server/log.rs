@@ -11,8 +11,8 @@
 //! buffer of at most [`MAX_PENDING`] bytes; when that is full, lines are
 //! dropped and counted, and the count is logged once stderr drains.
 
-use crate::clock::Clock;
-use crate::escape::{latin1_chars, push_log_text};
+use crate::proto::escape::{latin1_chars, push_log_text};
+use crate::server::clock::Clock;
 use std::io::{self, Write};
 use std::net::IpAddr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};

@@ -8,12 +8,12 @@
 
 mod cgi_run;
 
-use crate::chunked::ChunkedDecoder;
-use crate::clock::Clock;
-use crate::log::AccessLog;
-use crate::request::{self, BodyFraming, EMPTY_HEADER, HeadScan, MAX_HEADER_LINES, Scan};
+use crate::proto::chunked::ChunkedDecoder;
+use crate::proto::request::{self, BodyFraming, EMPTY_HEADER, HeadScan, MAX_HEADER_LINES, Scan};
 use crate::respond::{self, Body, Reply, Request, Scratch, Site};
-use crate::sys;
+use crate::server::clock::Clock;
+use crate::server::log::AccessLog;
+use crate::server::sys;
 use cgi_run::{CgiRun, Framing};
 use mio::Registry;
 use mio::net::TcpStream;

@@ -13,9 +13,9 @@
 //! while it is built); the listings cached or in use share
 //! [`LISTINGS_BUDGET`] bytes.
 
-use crate::escape::push_html;
-use crate::sys::{self, DirReader, EntryType};
-use crate::urlpath::{display_path, push_quoted};
+use crate::proto::escape::push_html;
+use crate::proto::urlpath::{display_path, push_quoted};
+use crate::server::sys::{self, DirReader, EntryType};
 use std::cell::{OnceCell, RefCell};
 use std::collections::HashMap;
 use std::fs::File;
@@ -443,7 +443,7 @@ impl Page {
     pub fn new(listing: Rc<Listing>, target: &[u8]) -> Page {
         let title = title(target);
         let mut header = Vec::with_capacity(1024 + 2 * title.len());
-        let url = crate::urlpath::split_target(target);
+        let url = crate::proto::urlpath::split_target(target);
         let (by, desc) = if listing.style.rich {
             parse_sort(url.query)
         } else {
@@ -701,7 +701,10 @@ fn push_size(out: &mut Vec<u8>, size: u64) {
 /// `2026-11-21 18:39 UTC`. Any time a file system can hold is shown,
 /// clamped to the years 1 to 9999 (the arithmetic cannot overflow there).
 fn push_time(out: &mut Vec<u8>, secs: i64) {
-    let secs = secs.clamp(-62_135_596_800, crate::clock::LAST_FOUR_DIGIT_SECOND as i64);
+    let secs = secs.clamp(
+        -62_135_596_800,
+        crate::server::clock::LAST_FOUR_DIGIT_SECOND as i64,
+    );
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     // Howard Hinnant's civil_from_days.

@@ -8,7 +8,7 @@
 //! that trickles in one byte at a time is still scanned only once.
 //! Header lines themselves are parsed by `httparse`.
 
-use crate::escape::py_repr_latin1;
+use crate::proto::escape::py_repr_latin1;
 
 /// Longest request line and header line, counting the `\n`, as in Python.
 pub const MAX_LINE: usize = 65536;

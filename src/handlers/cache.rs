@@ -21,7 +21,7 @@
 //! watch is removed with the last entry that needs it). Full, the oldest
 //! entry goes first; out of descriptors, half of them go ([`FileCache::shed`]).
 
-use crate::conditional::Validators;
+use crate::proto::conditional::Validators;
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::io;
@@ -90,7 +90,7 @@ impl FileFacts {
             file,
             content: None,
             len: meta.len(),
-            last_modified: crate::clock::http_date(validators.last_modified),
+            last_modified: crate::server::clock::http_date(validators.last_modified),
             validators,
             stamp: stamp_of(meta),
         }
@@ -309,7 +309,7 @@ impl FileCache {
             return;
         }
         let full = root_path.join(std::ffi::OsStr::from_bytes(rel));
-        if crate::sys::real_path(file).is_none_or(|real| real != full) {
+        if crate::server::sys::real_path(file).is_none_or(|real| real != full) {
             return; // reached through a symlink: its target is not watched
         }
         // Room first: entries, content, descriptors (three at most), watches
@@ -346,14 +346,14 @@ impl FileCache {
         let mut twin = |suffix: &[u8]| {
             let mut name = rel.to_vec();
             name.extend_from_slice(suffix);
-            let crate::sys::Found::File(f, _) =
-                crate::sys::open_checked(root, &name, &mut scratch).ok()?
+            let crate::server::sys::Found::File(f, _) =
+                crate::server::sys::open_checked(root, &name, &mut scratch).ok()?
             else {
                 return None;
             };
             let mut full_twin = full.clone().into_os_string();
             full_twin.push(std::ffi::OsStr::from_bytes(suffix));
-            (crate::sys::real_path(&f)?.as_os_str() == full_twin).then_some(())?;
+            (crate::server::sys::real_path(&f)?.as_os_str() == full_twin).then_some(())?;
             (!trusted || self.watch_file(Path::new(&full_twin), rel)).then_some(())?;
             cached_file(Rc::new(f))
         };
@@ -361,7 +361,7 @@ impl FileCache {
         let gzip = twin(b".gz");
         self.born += 1;
         let entry = Entry {
-            content_type: crate::mime::content_type(rel),
+            content_type: crate::proto::mime::content_type(rel),
             br,
             gzip,
             identity,
@@ -620,7 +620,7 @@ fn same_file(
 ) -> bool {
     let mut name = rel.to_vec();
     name.extend_from_slice(suffix);
-    let st = crate::sys::stat_at(root, &name, false, scratch)
+    let st = crate::server::sys::stat_at(root, &name, false, scratch)
         .filter(|st| st.st_mode & libc::S_IFMT == libc::S_IFREG);
     match (st, cached) {
         (None, None) => true,

@@ -1,7 +1,7 @@
 //! Response heads and Python's error page, written into a byte buffer.
 
-use crate::escape::push_html;
-use crate::status;
+use crate::proto::escape::push_html;
+use crate::proto::status;
 use std::io::Write;
 
 pub const SERVER: &str = concat!("tinyserve/", env!("CARGO_PKG_VERSION"));

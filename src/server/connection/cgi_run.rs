@@ -3,11 +3,11 @@
 //! that a slow client stops the script and a slow script stops the client.
 
 use super::{ChildEvent, Connection, Shared, Skip, Source, State, Step};
-use crate::cgi::{self, OutputParse};
-use crate::child;
-use crate::request::{self, BodyFraming, Version};
+use crate::handlers::cgi::{self, OutputParse};
+use crate::proto::request::{self, BodyFraming, Version};
+use crate::proto::response::{Head, status_has_body};
 use crate::respond::{self, Body, CgiRequest, Request};
-use crate::response::{Head, status_has_body};
+use crate::server::child;
 use mio::unix::pipe::{Receiver, Sender};
 use mio::{Interest, Token};
 use std::io::{self, Read, Write};
@@ -86,7 +86,7 @@ impl Connection {
     ) {
         let mut child = match child::spawn(&request.launch) {
             Ok(child) => child,
-            Err(e) if crate::sys::is_out_of_descriptors(&e) => {
+            Err(e) if crate::server::sys::is_out_of_descriptors(&e) => {
                 self.cgi_failed(503, "Server busy: out of file descriptors", raw_line, sh);
                 return;
             }
@@ -96,7 +96,7 @@ impl Connection {
                 return;
             }
         };
-        let base = self.key * crate::reactor::TOKENS_PER_CONNECTION;
+        let base = self.key * crate::server::reactor::TOKENS_PER_CONNECTION;
         let registered = sh
             .registry
             .register(
@@ -472,7 +472,7 @@ impl Connection {
             (Some(r), _) => r,
             // Python's phrase for every CGI response.
             (None, 200) => b"Script output follows",
-            (None, code) => crate::status::phrase(code).as_bytes(),
+            (None, code) => crate::proto::status::phrase(code).as_bytes(),
         };
         let date = sh.clock.http_date();
         let mut out = Head::with_reason(&mut self.out, proto, status, reason, false, date);

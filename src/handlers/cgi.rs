@@ -3,9 +3,9 @@
 //! what the script's output header says (RFC 3875 section 6, which Python
 //! does not parse but we do).
 
-use crate::escape::py_repr_latin1;
-use crate::request;
-use crate::urlpath;
+use crate::proto::escape::py_repr_latin1;
+use crate::proto::request;
+use crate::proto::urlpath;
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::PermissionsExt;

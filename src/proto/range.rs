@@ -48,11 +48,11 @@
 //!   [`RangeSpec::Single`] (a plain 206), else [`RangeSpec::Multi`] (a
 //!   `multipart/byteranges` 206).
 //! - The caller decides whether `Range` applies at all: only to GET (section
-//!   14.2), only after the preconditions of `crate::conditional`, and only
+//!   14.2), only after the preconditions of `crate::proto::conditional`, and only
 //!   if `If-Range`, when present, allows it.
 
-use crate::request::trim_ows;
-use crate::response::push_decimal;
+use crate::proto::request::trim_ows;
+use crate::proto::response::push_decimal;
 use std::cmp::Ordering;
 
 /// The most range-specs a `Range` header may hold before it is ignored.
