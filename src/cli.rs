@@ -1,9 +1,10 @@
 //! The command line, as Python 3.13's `python3 -m http.server` has it, and
 //! the start-up: bind, print the banner, serve.
 
-use crate::respond::{Protocol, Site};
-use crate::server::connection::Timeouts;
-use crate::server::reactor::{Options, Server};
+use crate::handler::{Exchange, ExpectContinue, Handler, Protocol};
+use crate::handlers::cgi::CgiHandler;
+use crate::handlers::files::FileHandler;
+use crate::server::{ServerBuilder, Timeouts};
 use clap::Parser;
 use std::fmt;
 use std::io::{self, Write};
@@ -153,68 +154,132 @@ fn start(cli: &Cli) -> Result<(), StartError> {
     let bound = listener
         .local_addr()
         .map_err(|e| StartError(format!("cannot read the bound address: {e}")))?;
-    let site = open_site(cli, bound, extra_headers)?;
-    let open_files = raise_open_file_limit();
-    let options = Options {
-        timeouts: Timeouts {
+    let handler = handler(cli, bound)?;
+    raise_open_file_limit();
+    let mut builder = ServerBuilder::new()
+        .listener(listener)
+        .protocol(if cli.protocol == "HTTP/1.0" {
+            Protocol::Http10
+        } else {
+            Protocol::Http11
+        })
+        // Python's answers where they differ from the library's defaults.
+        .http09(true)
+        .require_host(false)
+        .expect_continue(ExpectContinue::Always)
+        .timeouts(Timeouts {
             head: Duration::from_secs(cli.header_timeout),
             idle: Duration::from_secs(cli.idle_timeout),
             send: Duration::from_secs(cli.send_timeout),
             linger: Duration::from_secs(2),
             cgi: Duration::from_secs(cli.cgi_timeout),
-        },
-        // Leave room for files being sent and the process's own descriptors.
-        max_connections: cli
-            .max_connections
-            .unwrap_or_else(|| (open_files.saturating_sub(32) / 2).max(16)),
-        quiet: cli.quiet,
-    };
-    let mut server = Server::new(listener, site, options)
+        })
+        .quiet(cli.quiet)
+        .handle_signals(true)
+        .stop_message("Keyboard interrupt received, exiting.");
+    for (name, value) in &extra_headers {
+        builder = builder
+            .header(name, value)
+            .map_err(|e| StartError(format!("bad header for -H: {e}")))?;
+    }
+    if let Some(n) = cli.max_connections {
+        builder = builder.max_connections(n);
+    }
+    let mut server = builder
+        .build(handler)
         .map_err(|e| StartError(format!("cannot start: {e}")))?;
     let addr = server
         .local_addr()
         .map_err(|e| StartError(format!("cannot read the bound address: {e}")))?;
     print_banner(addr);
     server
-        .run()
+        .serve_forever()
         .map_err(|e| StartError(format!("event loop failed: {e}")))
 }
 
-fn open_site(cli: &Cli, bound: SocketAddr, extra_headers: Vec<u8>) -> Result<Site, StartError> {
+/// What the command line serves: the directory, through CGI with `--cgi`,
+/// and CORS preflight answers with `--cors`.
+fn handler(cli: &Cli, bound: SocketAddr) -> Result<CliHandler, StartError> {
     let dir = match &cli.directory {
         Some(d) => d.clone(),
         None => std::env::current_dir()
             .map_err(|e| StartError(format!("cannot read the current directory: {e}")))?,
     };
-    let fail =
-        |e: io::Error| StartError(format!("cannot serve directory '{}': {e}", dir.display()));
-    let root_path = dir.canonicalize().map_err(fail)?;
-    let root = std::fs::File::open(&root_path).map_err(fail)?;
-    if !root.metadata().map_err(fail)?.is_dir() {
-        return Err(fail(io::Error::from(io::ErrorKind::NotADirectory)));
-    }
-    std::fs::read_dir(&root_path).map_err(fail)?;
-    Ok(Site {
-        root,
-        root_path,
-        protocol: if cli.protocol == "HTTP/1.0" {
-            Protocol::Http10
-        } else {
-            Protocol::Http11
-        },
-        cgi: cli.cgi,
-        server_name: server_name(bound.ip()),
-        server_port: bound.port(),
-        extra_headers: extra_headers.into(),
+    let files = FileHandler::new(&dir)
+        .map_err(|e| StartError(format!("cannot serve directory '{}': {e}", dir.display())))?
+        .contain_symlinks(cli.contain_symlinks)
+        .rich_listing(cli.rich_listing);
+    let inner: Box<dyn Handler> = if cli.cgi {
+        Box::new(CgiHandler::new(
+            files,
+            &server_name(bound.ip()),
+            bound.port(),
+        ))
+    } else {
+        Box::new(files)
+    };
+    Ok(CliHandler {
+        inner,
         cors: cli.cors,
-        contain_symlinks: cli.contain_symlinks,
-        rich_listing: cli.rich_listing,
+        cgi: cli.cgi,
     })
 }
 
-/// The header lines `-H`, `--cors` and `--no-cache` add to every response.
-fn extra_headers(cli: &Cli) -> Result<Vec<u8>, StartError> {
-    let mut lines = Vec::new();
+/// The command line's handler: the file (or CGI) handler, and with
+/// `--cors` the answers to preflight requests.
+struct CliHandler {
+    inner: Box<dyn Handler>,
+    cors: bool,
+    cgi: bool,
+}
+
+impl Handler for CliHandler {
+    fn handle(&self, r: &mut Exchange) {
+        if self.cors && r.command_bytes() == b"OPTIONS" {
+            return preflight(r, self.cgi);
+        }
+        self.inner.handle(r);
+    }
+}
+
+/// A CORS preflight (`--cors`): which methods and headers may be used.
+/// Without `--cors`, OPTIONS is 501 as in Python.
+fn preflight(r: &mut Exchange, cgi: bool) {
+    r.send_response(204);
+    r.send_header(
+        "Access-Control-Allow-Methods",
+        if cgi {
+            "GET, HEAD, POST, OPTIONS"
+        } else {
+            "GET, HEAD, OPTIONS"
+        },
+    );
+    // Echoed only if it is what it should be, a list of field names: a
+    // value copied from a request never carries anything else into ours.
+    if let Some(asked) = r.headers().get_bytes("Access-Control-Request-Headers")
+        && is_token_list(asked)
+    {
+        r.send_header_bytes("Access-Control-Allow-Headers", asked);
+    }
+    r.send_header("Access-Control-Max-Age", "86400");
+    r.end_headers();
+}
+
+/// `token *( OWS "," OWS token )`, nothing else.
+fn is_token_list(value: &[u8]) -> bool {
+    let is_token = |t: &[u8]| {
+        !t.is_empty()
+            && t.iter()
+                .all(|&b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    };
+    value
+        .split(|&b| b == b',')
+        .all(|item| is_token(crate::proto::request::trim_ows(item)))
+}
+
+/// The headers `-H`, `--cors` and `--no-cache` add to every response.
+fn extra_headers(cli: &Cli) -> Result<Vec<(String, String)>, StartError> {
+    let mut headers = Vec::new();
     for h in &cli.headers {
         let shown = crate::proto::escape::py_repr_latin1(h.as_bytes());
         let bad = |why: &str| StartError(format!("bad header {shown} for -H: {why}"));
@@ -237,15 +302,15 @@ fn extra_headers(cli: &Cli) -> Result<Vec<u8>, StartError> {
         if cli.no_cache && name.eq_ignore_ascii_case("Cache-Control") {
             return Err(bad("--no-cache already sets Cache-Control"));
         }
-        lines.extend_from_slice(format!("{name}: {}\r\n", value.trim()).as_bytes());
+        headers.push((name.to_owned(), value.trim().to_owned()));
     }
     if cli.cors {
-        lines.extend_from_slice(b"Access-Control-Allow-Origin: *\r\n");
+        headers.push(("Access-Control-Allow-Origin".into(), "*".into()));
     }
     if cli.no_cache {
-        lines.extend_from_slice(b"Cache-Control: no-store\r\n");
+        headers.push(("Cache-Control".into(), "no-store".into()));
     }
-    Ok(lines)
+    Ok(headers)
 }
 
 /// Python's `socket.getfqdn` of the bound address, for `SERVER_NAME`: the
@@ -355,7 +420,8 @@ fn print_banner(addr: SocketAddr) {
     let _ = out.flush();
 }
 
-/// Raises the soft open-file limit to the hard one; returns the new limit.
+/// Raises the soft open-file limit to the hard one (scripts get back the
+/// one we started with); returns the new limit.
 fn raise_open_file_limit() -> usize {
     // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
     unsafe {

@@ -11,23 +11,26 @@ use std::net::TcpStream;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
-use tinyserve::respond::{Protocol, Site};
-use tinyserve::server::connection::Timeouts;
-use tinyserve::server::reactor::{Options, Server};
+use tinyserve::{Exchange, FileHandler, ServerBuilder};
 
 struct Counting;
 
 thread_local! {
-    static COUNT_HERE: Cell<bool> = const { Cell::new(false) };
+    /// The counter of the server running on this thread, if any (each test
+    /// runs its own server, and tests run at the same time).
+    static COUNTER: Cell<Option<&'static AtomicU64>> = const { Cell::new(None) };
 }
-static SERVER_ALLOCS: AtomicU64 = AtomicU64::new(0);
+
+fn counted() {
+    if let Some(c) = COUNTER.with(Cell::get) {
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+}
 
 // SAFETY: defers to the system allocator; only counts.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNT_HERE.with(Cell::get) {
-            SERVER_ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
+        counted();
         // SAFETY: same contract as ours.
         unsafe { System.alloc(layout) }
     }
@@ -36,9 +39,7 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if COUNT_HERE.with(Cell::get) {
-            SERVER_ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
+        counted();
         // SAFETY: same contract as ours.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -67,6 +68,60 @@ fn read_response(s: &mut TcpStream, body_len: usize, buf: &mut Vec<u8>) {
     }
 }
 
+/// Starts a server with `make()`'s handler in a thread whose allocations
+/// are counted; returns its port and its counter.
+fn start_counted<H: tinyserve::Handler + 'static>(
+    make: impl FnOnce() -> H + Send + 'static,
+) -> (u16, &'static AtomicU64) {
+    let counter: &'static AtomicU64 = Box::leak(Box::new(AtomicU64::new(0)));
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut server = ServerBuilder::new()
+            .bind("127.0.0.1:0")
+            .unwrap()
+            .max_connections(64)
+            // The access log stays on (its path is part of the steady
+            // state); its lines are dropped here.
+            .log_to(|_| {})
+            .build(make())
+            .unwrap();
+        tx.send(server.local_addr().unwrap().port()).unwrap();
+        COUNTER.with(|c| c.set(Some(counter)));
+        let _ = server.serve_forever();
+    });
+    (rx.recv().unwrap(), counter)
+}
+
+/// Allocations on the server's thread over 1000 keep-alive requests for
+/// `path` (after 50 to warm up: caches filled, buffers grown).
+fn count((port, counter): (u16, &AtomicU64), path: &str, len: usize) -> u64 {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_nodelay(true).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut buf = Vec::with_capacity(300_000);
+    let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").into_bytes();
+    for _ in 0..50 {
+        s.write_all(&req).unwrap();
+        read_response(&mut s, len, &mut buf);
+    }
+    let before = counter.load(Ordering::Relaxed);
+    for _ in 0..1000 {
+        s.write_all(&req).unwrap();
+        read_response(&mut s, len, &mut buf);
+    }
+    counter.load(Ordering::Relaxed) - before
+}
+
+/// A new second reformats the cached dates, which allocates a little:
+/// allow that, never anything per request.
+fn assert_none_per_request(during: u64, what: &str) {
+    eprintln!("{during} server allocations over 1000 keep-alive requests for {what}");
+    assert!(
+        during <= 8,
+        "{during} allocations on the server thread over 1000 requests for {what}"
+    );
+}
+
 #[test]
 fn keep_alive_requests_allocate_nothing_in_the_steady_state() {
     let dir = std::env::temp_dir().join(format!("tinyserve-alloc-{}", std::process::id()));
@@ -74,82 +129,25 @@ fn keep_alive_requests_allocate_nothing_in_the_steady_state() {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("small.txt"), vec![b'x'; 1024]).unwrap();
     std::fs::write(dir.join("large.bin"), vec![b'y'; 200_000]).unwrap();
-
-    let (tx, rx) = mpsc::channel();
     let root = dir.clone();
-    std::thread::spawn(move || {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let site = Site {
-            root: std::fs::File::open(&root).unwrap(),
-            root_path: root.canonicalize().unwrap(),
-            protocol: Protocol::Http11,
-            cgi: false,
-            server_name: "localhost".into(),
-            server_port: port,
-            extra_headers: Vec::new().into(),
-            cors: false,
-            contain_symlinks: false,
-            rich_listing: false,
-        };
-        let options = Options {
-            timeouts: Timeouts {
-                head: Duration::from_secs(10),
-                idle: Duration::from_secs(60),
-                send: Duration::from_secs(30),
-                linger: Duration::from_secs(2),
-                cgi: Duration::from_secs(60),
-            },
-            max_connections: 64,
-            quiet: false,
-        };
-        let mut server = Server::new(listener, site, options).unwrap();
-        tx.send(port).unwrap();
-        COUNT_HERE.with(|c| c.set(true));
-        let _ = server.run();
-    });
-    let port = rx.recv().unwrap();
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_nodelay(true).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut buf = Vec::with_capacity(300_000);
-    // The access log stays on (its path is part of the steady state) but
-    // goes to /dev/null while the requests run.
-    let quiet = std::fs::File::options()
-        .write(true)
-        .open("/dev/null")
-        .unwrap();
-    // SAFETY: dup/dup2 on descriptors this process owns.
-    let saved_stderr = unsafe { libc::dup(2) };
-    unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&quiet), 2) };
-    let mut counts = Vec::new();
-    let cases = [("/small.txt", 1024), ("/large.bin", 200_000)];
-    for (path, len) in cases {
-        let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").into_bytes();
-        let req = req.as_slice();
-        // Warm up: the first requests fill the cache and grow the buffers.
-        for _ in 0..50 {
-            s.write_all(req).unwrap();
-            read_response(&mut s, len, &mut buf);
-        }
-        let before = SERVER_ALLOCS.load(Ordering::Relaxed);
-        for _ in 0..1000 {
-            s.write_all(req).unwrap();
-            read_response(&mut s, len, &mut buf);
-        }
-        counts.push((path, SERVER_ALLOCS.load(Ordering::Relaxed) - before));
-    }
-    // SAFETY: restores the descriptor saved above.
-    unsafe { libc::dup2(saved_stderr, 2) };
-    for (what, during) in counts {
-        eprintln!("{during} server allocations over 1000 keep-alive requests for {what}");
-        // A new second reformats the cached dates, which allocates a
-        // little: allow that, never anything per request.
-        assert!(
-            during <= 8,
-            "{during} allocations on the server thread over 1000 requests for {what}"
-        );
+    let server = start_counted(move || FileHandler::new(root).unwrap());
+    for (path, len) in [("/small.txt", 1024), ("/large.bin", 200_000)] {
+        assert_none_per_request(count(server, path, len), path);
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A handler of the library: what it allocates is its own, and this one
+/// allocates nothing, so neither does the server around it.
+#[test]
+fn a_handler_request_allocates_nothing_but_what_the_handler_does() {
+    let server = start_counted(|| {
+        |r: &mut Exchange| {
+            r.send_response(200);
+            r.send_header("Content-Type", "text/plain");
+            r.end_headers();
+            r.write(b"Hello, world!\n");
+        }
+    });
+    assert_none_per_request(count(server, "/", 14), "a handler");
 }

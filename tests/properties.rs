@@ -7,7 +7,8 @@
 //! The fuzz targets in `fuzz/` check the same properties at much greater
 //! depth; regressions they find are pinned at the end of this file.
 
-use tinyserve::handlers::cgi::{self, MAX_OUTPUT_HEAD, OutputParse};
+use tinyserve::handlers::cgi;
+use tinyserve::proto::cgi::{self as script, MAX_OUTPUT_HEAD, OutputParse};
 use tinyserve::proto::request::{
     self, EMPTY_HEADER, HeadScan, MAX_HEAD, MAX_HEADER_LINES, MAX_LINE, Scan, Version,
 };
@@ -623,20 +624,20 @@ fn cgi_output_heads_never_panic() {
             }
         };
         let ctx = format!("seed {} case {i}: {}", rng.seed, show(&buf));
-        let whole = cgi::parse_output_head(&buf);
+        let whole = script::parse_output_head(&buf);
         match &whole {
             OutputParse::Complete(h) => {
                 assert!(h.len >= 1 && h.len <= buf.len(), "{ctx}");
                 assert_eq!(buf[h.len - 1], b'\n', "{ctx}");
                 assert!((100..=599).contains(&h.status), "{ctx}");
-                assert_eq!(cgi::parse_output_head(&buf[..h.len]), whole, "{ctx}");
+                assert_eq!(script::parse_output_head(&buf[..h.len]), whole, "{ctx}");
             }
             OutputParse::Partial => assert!(buf.len() <= MAX_OUTPUT_HEAD, "{ctx}"),
             OutputParse::Invalid(_) => {}
         }
         // A prefix (what a pipe has delivered so far) never contradicts it.
         let cut = rng.below(buf.len() + 1);
-        match cgi::parse_output_head(&buf[..cut]) {
+        match script::parse_output_head(&buf[..cut]) {
             OutputParse::Partial => {}
             prefix => assert_eq!(prefix, whole, "{ctx}: prefix of {cut}"),
         }

@@ -9,10 +9,11 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tinyserve::handlers::cgi::{self, MAX_OUTPUT_HEAD, OutputParse};
+use tinyserve::handlers::cgi;
+use tinyserve::proto::cgi::{self as script, MAX_OUTPUT_HEAD, OutputParse};
 
 fn check_output_head(buf: &[u8]) -> OutputParse {
-    let parsed = cgi::parse_output_head(buf);
+    let parsed = script::parse_output_head(buf);
     match &parsed {
         OutputParse::Complete(head) => {
             assert!(head.len >= 1 && head.len <= buf.len());
@@ -50,7 +51,7 @@ fn check_output_head(buf: &[u8]) -> OutputParse {
                 }
             }
             // The head alone parses the same.
-            assert_eq!(cgi::parse_output_head(block), parsed);
+            assert_eq!(script::parse_output_head(block), parsed);
         }
         OutputParse::Partial => assert!(buf.len() <= MAX_OUTPUT_HEAD),
         OutputParse::Invalid(_) => {}

@@ -161,7 +161,8 @@ fn check_request_line(line: &[u8]) {
             target,
             version: _,
         })) => {
-            assert!(within(line, method) && within(line, target));
+            // An absolute-form target with no path is `/` (RFC 9112 3.2.2).
+            assert!(within(line, method) && (within(line, target) || target == b"/"));
             assert!(!method.is_empty() && !target.is_empty());
             assert!(!target.starts_with(b"//"), "leading slashes not collapsed");
         }

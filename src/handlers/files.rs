@@ -1,5 +1,16 @@
-//! Static files and directories, answered as Python's `SimpleHTTPRequestHandler.send_head`.
+//! Static files and directories: Python's `SimpleHTTPRequestHandler`, as
+//! a [`Handler`], with Range, validators, pre-compressed twins and
+//! symlink containment beside Python's answers.
+//!
+//! ```no_run
+//! use tinyserve::{FileHandler, Server};
+//!
+//! let files = FileHandler::new(".")?.rich_listing(true);
+//! Server::bind("127.0.0.1:8000", files)?.serve_forever()?;
+//! # Ok::<(), std::io::Error>(())
+//! ```
 
+use crate::handler::{BodySource, Exchange, Handler, Poll};
 use crate::handlers::cache::{Entry, FileFacts};
 use crate::handlers::listing;
 use crate::proto::conditional::{self, Precondition};
@@ -9,137 +20,319 @@ use crate::proto::request;
 use crate::proto::response::push_error_page;
 use crate::proto::status;
 use crate::proto::urlpath::{self, split_target};
-use crate::respond::{Body, Ctx, Produced, Producer, Reply, Request, Scratch};
+use crate::server::Services;
 use crate::server::sys::{self, Found};
 use std::fs::{File, Metadata};
-
+use std::io;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::UNIX_EPOCH;
 
 const INDEX_PAGES: [&[u8]; 2] = [b"index.html", b"index.htm"];
 
-pub fn serve(
-    ctx: &Ctx,
-    req: &Request,
-    out: &mut Vec<u8>,
-    scratch: &mut Scratch,
-    now: std::time::Instant,
-) -> Reply {
-    let target = req.line.target;
-    let found = urlpath::translate(target, &mut scratch.path);
-    if found.has_nul {
-        // Python crashes on this (an uncaught ValueError); no file has a NUL
-        // in its name, so the honest answer is 404.
-        return not_found(ctx, out);
-    }
-    if !found.trailing_slash
-        && let Some(entry) = scratch
-            .cache
-            .as_mut()
-            .and_then(|c| c.get_fresh(&ctx.site.root, &scratch.path, now))
-    {
-        return send_entity(ctx, req, out, &cached_entity(entry, req));
-    }
-    let opened = match open_with_room(&ctx.site.root, scratch) {
-        Ok(opened) => opened,
-        Err(e) if sys::is_out_of_descriptors(&e) => return unavailable(ctx, out),
-        Err(_) => return not_found(ctx, out),
-    };
-    let (file, meta, index_name) = match opened {
-        // FIFOs and devices are never served: reading them could block or
-        // never end, and opening some of them acts.
-        Found::Other => return not_found(ctx, out),
-        Found::File(_, _) if found.trailing_slash => {
-            // A file named with a trailing slash is 404 (Python's issue 17324).
-            return not_found(ctx, out);
-        }
-        Found::File(file, meta) => {
-            if ctx.site.contain_symlinks && !inside_root(&file, &ctx.site.root_path) {
-                return not_found(ctx, out);
-            }
-            (file, meta, None)
-        }
-        Found::Dir { handle, entries } => {
-            if ctx.site.contain_symlinks && !inside_root(&handle, &ctx.site.root_path) {
-                return not_found(ctx, out);
-            }
-            if split_target(target).path.last() != Some(&b'/') {
-                return redirect_to_slash(ctx, target, out);
-            }
-            match open_index(&handle, &mut scratch.cpath) {
-                // The index page is served like any file: the same
-                // containment check (it may be a link out of the root).
-                Some((index, _, _))
-                    if ctx.site.contain_symlinks && !inside_root(&index, &ctx.site.root_path) =>
-                {
-                    return not_found(ctx, out);
-                }
-                Some((index, index_meta, name)) => (index, index_meta, Some(name)),
-                None => return list_directory(ctx, target, entries, out, scratch, now),
-            }
-        }
-    };
-
-    let file = Rc::new(file);
-    if index_name.is_none()
-        && let Some(cache) = scratch.cache.as_mut()
-    {
-        cache.insert(
-            &ctx.site.root,
-            &ctx.site.root_path,
-            &scratch.path,
-            &file,
-            now,
-        );
-        if let Some(entry) = cache.get(&scratch.path) {
-            return send_entity(ctx, req, out, &cached_entity(entry, req));
-        }
-    }
-    let content_type = mime::content_type(index_name.unwrap_or(&scratch.path));
-    let twins = twin(ctx, req, scratch, index_name);
-    let (facts, encoding) = match twins.chosen {
-        Some((facts, coding)) => (facts, Some(coding)),
-        None => (FileFacts::from_meta(file, &meta), None),
-    };
-    let entity = Entity {
-        facts,
-        content_type,
-        encoding,
-        has_twin: twins.exists,
-    };
-    send_entity(ctx, req, out, &entity)
+/// Serves a directory: files, `index.html`, listings in Python's HTML.
+/// GET and HEAD; any other method is Python's 501.
+pub struct FileHandler {
+    /// The served directory, open, so every lookup is relative to it.
+    root: File,
+    root_path: PathBuf,
+    contain_symlinks: bool,
+    rich_listing: bool,
 }
 
-/// Opens a path under the root; out of descriptors, makes room by closing
-/// cached files and tries once more.
-fn open_with_room(root: &File, scratch: &mut Scratch) -> std::io::Result<Found> {
-    match sys::open_checked(root, &scratch.path, &mut scratch.cpath) {
-        Err(e) if sys::is_out_of_descriptors(&e) => {
-            if let Some(cache) = scratch.cache.as_mut() {
-                cache.shed();
-            }
-            sys::open_checked(root, &scratch.path, &mut scratch.cpath)
+impl FileHandler {
+    /// Serves `dir` (which must be a readable directory).
+    pub fn new(dir: impl AsRef<Path>) -> io::Result<FileHandler> {
+        let root_path = dir.as_ref().canonicalize()?;
+        let root = File::open(&root_path)?;
+        if !root.metadata()?.is_dir() {
+            return Err(io::ErrorKind::NotADirectory.into());
         }
-        other => other,
+        std::fs::read_dir(&root_path)?;
+        Ok(FileHandler {
+            root,
+            root_path,
+            contain_symlinks: false,
+            rich_listing: false,
+        })
     }
+
+    /// Refuse (404) what a symlink leads to outside the directory.
+    pub fn contain_symlinks(mut self, yes: bool) -> FileHandler {
+        self.contain_symlinks = yes;
+        self
+    }
+
+    /// Listings with sizes, times and sorting (`?sort=name|size|time`).
+    pub fn rich_listing(mut self, yes: bool) -> FileHandler {
+        self.rich_listing = yes;
+        self
+    }
+
+    /// The served directory, symlinks resolved.
+    pub fn root(&self) -> &Path {
+        &self.root_path
+    }
+}
+
+impl Handler for FileHandler {
+    fn do_get(&self, r: &mut Exchange) {
+        self.serve(r);
+    }
+}
+
+impl FileHandler {
+    /// Python's `send_head`, and the answer it leads to.
+    pub fn serve(&self, r: &mut Exchange) {
+        let mut local = None;
+        let services: &mut Services = match r.services.as_deref_mut() {
+            Some(s) => s,
+            None => local.insert(Services::default()),
+        };
+        let mut path = std::mem::take(&mut services.path);
+        let found = urlpath::translate(r.req().line.target, &mut path);
+        self.serve_path(r, &path, found);
+        if let Some(s) = r.services.as_deref_mut() {
+            s.path = path;
+        }
+    }
+
+    fn serve_path(&self, r: &mut Exchange, path: &[u8], found: urlpath::Translated) {
+        if found.has_nul {
+            // Python crashes on this (an uncaught ValueError); no file has a
+            // NUL in its name, so the honest answer is 404.
+            return not_found(r);
+        }
+        let now = r.services.as_ref().map(|s| s.now);
+        let accept = r.headers().get_bytes("Accept-Encoding");
+        if !found.trailing_slash
+            && let Some(now) = now
+            && let Some(entity) = r
+                .services
+                .as_deref_mut()
+                .and_then(|s| s.cache.as_mut())
+                .and_then(|c| c.get_fresh(&self.root, path, now))
+                .map(|entry| cached_entity(entry, accept))
+        {
+            return send_entity(r, &entity);
+        }
+        let opened = match self.open_with_room(r, path) {
+            Ok(opened) => opened,
+            Err(e) if sys::is_out_of_descriptors(&e) => return unavailable(r),
+            Err(_) => return not_found(r),
+        };
+        let (file, meta, index_name) = match opened {
+            // FIFOs and devices are never served: reading them could block or
+            // never end, and opening some of them acts.
+            Found::Other => return not_found(r),
+            Found::File(_, _) if found.trailing_slash => {
+                // A file named with a trailing slash is 404 (Python's issue 17324).
+                return not_found(r);
+            }
+            Found::File(file, meta) => {
+                if self.contain_symlinks && !inside_root(&file, &self.root_path) {
+                    return not_found(r);
+                }
+                (file, meta, None)
+            }
+            Found::Dir { handle, entries } => {
+                if self.contain_symlinks && !inside_root(&handle, &self.root_path) {
+                    return not_found(r);
+                }
+                let target = r.req().line.target;
+                if split_target(target).path.last() != Some(&b'/') {
+                    return redirect_to_slash(r, target);
+                }
+                let mut cpath = Vec::new();
+                match open_index(&handle, &mut cpath) {
+                    // The index page is served like any file: the same
+                    // containment check (it may be a link out of the root).
+                    Some((index, _, _))
+                        if self.contain_symlinks && !inside_root(&index, &self.root_path) =>
+                    {
+                        return not_found(r);
+                    }
+                    Some((index, index_meta, name)) => (index, index_meta, Some(name)),
+                    None => return self.list_directory(r, entries),
+                }
+            }
+        };
+
+        let file = Rc::new(file);
+        if index_name.is_none()
+            && let Some(now) = now
+            && let Some(cache) = r.services.as_deref_mut().and_then(|s| s.cache.as_mut())
+        {
+            cache.insert(&self.root, &self.root_path, path, &file, now);
+            if let Some(entity) = cache.get(path).map(|entry| cached_entity(entry, accept)) {
+                return send_entity(r, &entity);
+            }
+        }
+        let content_type = mime::content_type(index_name.unwrap_or(path));
+        let twins = self.twin(r, path, index_name);
+        let (facts, encoding) = match twins.chosen {
+            Some((facts, coding)) => (facts, Some(coding)),
+            None => (FileFacts::from_meta(file, &meta), None),
+        };
+        let entity = Entity {
+            facts,
+            content_type,
+            encoding,
+            has_twin: twins.exists,
+        };
+        send_entity(r, &entity)
+    }
+
+    /// Opens a path under the root; out of descriptors, makes room by
+    /// closing cached files and tries once more.
+    fn open_with_room(&self, r: &mut Exchange, path: &[u8]) -> io::Result<Found> {
+        let mut cpath = Vec::new();
+        match sys::open_checked(&self.root, path, &mut cpath) {
+            Err(e) if sys::is_out_of_descriptors(&e) => {
+                if let Some(cache) = r.services.as_deref_mut().and_then(|s| s.cache.as_mut()) {
+                    cache.shed();
+                }
+                sys::open_checked(&self.root, path, &mut cpath)
+            }
+            other => other,
+        }
+    }
+
+    /// A pre-compressed twin (`file.br`, `file.gz`) the client accepts, sent
+    /// in place of the file (with the file's type), and whether any twin
+    /// exists.
+    fn twin(&self, r: &Exchange, path: &[u8], index_name: Option<&[u8]>) -> Twins {
+        let accept = r.headers().get_bytes("Accept-Encoding").unwrap_or(b"");
+        let mut twins = Twins {
+            chosen: None,
+            exists: false,
+        };
+        let mut twin = Vec::with_capacity(path.len() + 16);
+        let mut cpath = Vec::new();
+        for (coding, suffix) in [("br", &b".br"[..]), ("gzip", b".gz")] {
+            twin.clear();
+            twin.extend_from_slice(path);
+            if let Some(name) = index_name {
+                if !twin.is_empty() {
+                    twin.push(b'/');
+                }
+                twin.extend_from_slice(name);
+            }
+            twin.extend_from_slice(suffix);
+            if !sys::is_regular_file_at(&self.root, &twin, &mut cpath) {
+                continue;
+            }
+            twins.exists = true;
+            if twins.chosen.is_some() || !accepts(accept, coding) {
+                continue;
+            }
+            if let Ok(Found::File(f, m)) = sys::open_checked(&self.root, &twin, &mut cpath)
+                && (!self.contain_symlinks || inside_root(&f, &self.root_path))
+            {
+                twins.chosen = Some((FileFacts::from_meta(Rc::new(f), &m), coding));
+            }
+        }
+        twins
+    }
+
+    /// A directory listing: read in steps and sent as the socket drains
+    /// (see `listing`), shared with every other connection listing it
+    /// meanwhile. On a worker thread (a threaded server), read at once.
+    fn list_directory(&self, r: &mut Exchange, dir: Option<File>) {
+        let Some(dir) = dir else {
+            return no_permission(r);
+        };
+        let style = listing::Style {
+            rich: self.rich_listing,
+            contain: self.contain_symlinks.then(|| self.root_path.clone()),
+        };
+        let target = r.req().line.target.to_vec();
+        let Some(services) = r.services.as_deref_mut() else {
+            let mut page = Vec::new();
+            return match listing::render_path_file(dir, &target, style, &mut page) {
+                Ok(()) => {
+                    r.send_response(200);
+                    r.send_header("Content-type", "text/html; charset=utf-8");
+                    r.send_header_num("Content-Length", page.len() as u64);
+                    r.end_headers();
+                    r.write(&page);
+                }
+                Err(failure) => listing_failed(r, failure),
+            };
+        };
+        let Ok(build) = services.listings.get(dir, &style, services.now) else {
+            return r.send_error_with(
+                503,
+                Some("Server busy: too many large listings at once"),
+                None,
+                &[("Retry-After", b"1")],
+            );
+        };
+        // Wait for the shared build, then the head, then the page a piece
+        // at a time.
+        r.poll(move |r| {
+            let Some(now) = r.services.as_ref().map(|s| s.now) else {
+                return Poll::Ready;
+            };
+            let listing = match build.borrow_mut().step(now) {
+                listing::Progress::Working => return Poll::Pending,
+                listing::Progress::Ready(listing) => Rc::clone(listing),
+                listing::Progress::Failed(failure) => {
+                    listing_failed(r, failure);
+                    return Poll::Ready;
+                }
+            };
+            let page = listing::Page::new(listing, &target);
+            r.send_response(200);
+            r.send_header("Content-type", "text/html; charset=utf-8");
+            r.send_header_num("Content-Length", page.len());
+            r.end_headers();
+            r.stream_local(Box::new(PageSource(page)));
+            Poll::Ready
+        });
+    }
+}
+
+/// A listing page as a body, as the socket takes it.
+struct PageSource(listing::Page);
+
+impl BodySource for PageSource {
+    fn fill(&mut self, buf: &mut Vec<u8>, max: usize) -> bool {
+        !self.0.fill(buf, max)
+    }
+}
+
+fn listing_failed(r: &mut Exchange, failure: listing::Failure) {
+    let (code, message) = match failure {
+        listing::Failure::Unreadable => (404, "No permission to list directory"),
+        listing::Failure::TooLarge => (500, "Directory too large to list"),
+    };
+    r.send_error(code, Some(message), None);
+}
+
+fn no_permission(r: &mut Exchange) {
+    r.send_error(404, Some("No permission to list directory"), None);
 }
 
 /// 503 with `Retry-After`: no descriptor could be had for the file, which
 /// exists or may. Never 404 for a file that is there.
-fn unavailable(ctx: &Ctx, out: &mut Vec<u8>) -> Reply {
-    ctx.error_with(
-        out,
+fn unavailable(r: &mut Exchange) {
+    r.send_error_with(
         503,
         Some("Server busy: out of file descriptors"),
         None,
         &[("Retry-After", b"1")],
-    )
+    );
+}
+
+fn not_found(r: &mut Exchange) {
+    r.send_error(404, Some("File not found"), None);
 }
 
 /// The entity a cache entry offers this request: a pre-compressed twin
 /// when the client accepts it, else the file itself.
-fn cached_entity(entry: &Entry, req: &Request) -> Entity {
-    let accept = req.header("Accept-Encoding").unwrap_or(b"");
+fn cached_entity(entry: &Entry, accept: Option<&[u8]>) -> Entity {
+    let accept = accept.unwrap_or(b"");
     let (chosen, encoding) = match (&entry.br, &entry.gzip) {
         (Some(br), _) if accepts(accept, "br") => (br, Some("br")),
         (_, Some(gz)) if accepts(accept, "gzip") => (gz, Some("gzip")),
@@ -153,48 +346,13 @@ fn cached_entity(entry: &Entry, req: &Request) -> Entity {
     }
 }
 
-/// What [`twin`] found beside a file.
+/// What [`FileHandler::twin`] found beside a file.
 struct Twins {
     /// The twin to send in place of the file, and its encoding.
     chosen: Option<(FileFacts, &'static str)>,
     /// A twin exists, accepted or not: the answer depends on
     /// `Accept-Encoding`, so it says `Vary`.
     exists: bool,
-}
-
-/// A pre-compressed twin (`file.br`, `file.gz`) the client accepts, sent in
-/// place of the file (with the file's type), and whether any twin exists.
-fn twin(ctx: &Ctx, req: &Request, scratch: &mut Scratch, index_name: Option<&[u8]>) -> Twins {
-    let accept = req.header("Accept-Encoding").unwrap_or(b"");
-    let mut twins = Twins {
-        chosen: None,
-        exists: false,
-    };
-    for (coding, suffix) in [("br", &b".br"[..]), ("gzip", b".gz")] {
-        let twin = &mut scratch.twin;
-        twin.clear();
-        twin.extend_from_slice(&scratch.path);
-        if let Some(name) = index_name {
-            if !twin.is_empty() {
-                twin.push(b'/');
-            }
-            twin.extend_from_slice(name);
-        }
-        twin.extend_from_slice(suffix);
-        if !sys::is_regular_file_at(&ctx.site.root, twin, &mut scratch.cpath) {
-            continue;
-        }
-        twins.exists = true;
-        if twins.chosen.is_some() || !accepts(accept, coding) {
-            continue;
-        }
-        if let Ok(Found::File(f, m)) = sys::open_checked(&ctx.site.root, twin, &mut scratch.cpath)
-            && (!ctx.site.contain_symlinks || inside_root(&f, &ctx.site.root_path))
-        {
-            twins.chosen = Some((FileFacts::from_meta(Rc::new(f), &m), coding));
-        }
-    }
-    twins
 }
 
 /// A file ready to be sent, with what the response says about it.
@@ -211,12 +369,12 @@ pub struct Entity {
 impl Entity {
     /// The headers that say what the bytes are, on every answer built from
     /// this entity (whole, one range or several).
-    fn representation_headers(&self, head: &mut crate::proto::response::Head) {
+    fn representation_headers(&self, r: &mut Exchange) {
         if let Some(coding) = self.encoding {
-            head.header("Content-Encoding", coding.as_bytes());
+            r.send_header("Content-Encoding", coding);
         }
         if self.has_twin || self.encoding.is_some() {
-            head.header("Vary", b"Accept-Encoding");
+            r.send_header("Vary", "Accept-Encoding");
         }
     }
 }
@@ -227,37 +385,35 @@ const MULTIPART_MAX: u64 = 1 << 20;
 
 /// Answers with a file: preconditions (RFC 9110 13.2.2, with Python's
 /// reading of If-Modified-Since), then Range, then the head and body.
-fn send_entity(ctx: &Ctx, req: &Request, out: &mut Vec<u8>, entity: &Entity) -> Reply {
+pub fn send_entity(r: &mut Exchange, entity: &Entity) {
     let v = &entity.facts.validators;
-    let inm = request::header_lines(req.headers, "If-None-Match");
+    let headers = r.req().headers;
+    let inm = request::header_lines(headers, "If-None-Match");
     let no_inm = inm.is_none();
     let verdict = conditional::evaluate_lines(
         true,
-        request::header_lines(req.headers, "If-Match"),
-        req.header("If-Unmodified-Since"),
+        request::header_lines(headers, "If-Match"),
+        request::header(headers, "If-Unmodified-Since"),
         inm,
         None,
         v,
     );
     let python_ims = no_inm
-        && req
-            .header("If-Modified-Since")
+        && request::header(headers, "If-Modified-Since")
             .and_then(parse_utc_date)
             .is_some_and(|since| v.last_modified <= since);
     match verdict {
-        Precondition::Failed => return ctx.error(out, 412, None, None),
-        Precondition::NotModified => return not_modified(ctx, out, entity),
-        Precondition::Proceed if python_ims => return not_modified(ctx, out, entity),
+        Precondition::Failed => return r.send_error(412, None, None),
+        Precondition::NotModified => return not_modified(r, entity),
+        Precondition::Proceed if python_ims => return not_modified(r, entity),
         Precondition::Proceed => {}
     }
 
     let len = entity.facts.len;
     let mut spec = RangeSpec::Whole;
-    if !ctx.head_only
-        && let Some(range) = req.header("Range")
-        && req
-            .header("If-Range")
-            .is_none_or(|ir| conditional::if_range_allows(ir, v))
+    if !r.is_head()
+        && let Some(range) = request::header(headers, "Range")
+        && request::header(headers, "If-Range").is_none_or(|ir| conditional::if_range_allows(ir, v))
     {
         spec = range::parse(range, len);
     }
@@ -267,84 +423,65 @@ fn send_entity(ctx: &Ctx, req: &Request, out: &mut Vec<u8>, entity: &Entity) -> 
             start,
             end_inclusive,
         } => (206, start, end_inclusive - start + 1),
-        RangeSpec::Unsatisfiable => return unsatisfiable(ctx, out, len),
+        RangeSpec::Unsatisfiable => return unsatisfiable(r, len),
         RangeSpec::Multi(set) => {
             let ranges = set.as_slice();
             let total =
                 range::multipart_length(ranges, range::BOUNDARY_LEN, entity.content_type, len);
-            if total <= MULTIPART_MAX
-                && let Some(reply) = multipart(ctx, out, entity, ranges, total)
-            {
-                return reply;
+            if total <= MULTIPART_MAX && multipart(r, entity, ranges, total) {
+                return;
             }
             (200, 0, len)
         }
     };
-    let mut head = ctx.head(out, status);
-    head.header("Content-type", entity.content_type.as_bytes());
-    entity.representation_headers(&mut head);
-    head.header_num("Content-Length", count);
+    r.send_response(status);
+    r.send_header("Content-type", entity.content_type);
+    entity.representation_headers(r);
+    r.send_header_num("Content-Length", count);
     if status == 206 {
         let mut value = Vec::with_capacity(64);
         range::write_content_range(&mut value, start, start + count - 1, len);
-        head.header("Content-Range", &value);
+        r.send_header_bytes("Content-Range", &value);
     }
-    head.header("Last-Modified", last_modified(ctx, &entity.facts));
-    head.header("ETag", v.etag.as_bytes());
-    head.header("Accept-Ranges", b"bytes");
-    head.finish();
-    let body = match &entity.facts.content {
-        _ if ctx.head_only || count == 0 => Body::None,
+    send_last_modified(r, &entity.facts);
+    r.send_header_bytes("ETag", v.etag.as_bytes());
+    r.send_header("Accept-Ranges", "bytes");
+    r.end_headers();
+    match &entity.facts.content {
+        _ if r.is_head() || count == 0 => {}
         Some(bytes) if bytes.len() as u64 >= start + count => {
             // One send for head and body: the bytes follow the head.
-            out.extend_from_slice(&bytes[start as usize..(start + count) as usize]);
-            Body::None
+            r.write(&bytes[start as usize..(start + count) as usize]);
         }
-        Some(_) => Body::File {
-            file: Rc::clone(&entity.facts.file),
-            offset: start,
-            len: count,
-        },
-        None => Body::File {
-            file: Rc::clone(&entity.facts.file),
-            offset: start,
-            len: count,
-        },
-    };
-    Reply {
-        status,
-        body,
-        close: false,
-        discard: crate::proto::request::BodyFraming::NONE,
-        error: None,
+        _ => r.send_shared_file_body(Rc::clone(&entity.facts.file), start, count),
     }
 }
 
 /// `Last-Modified`, but never later than now: a file whose time is in the
 /// future (a skewed clock, or a year past 9999) is said to have changed
 /// now (RFC 9110 8.8.2.1).
-fn last_modified<'a>(ctx: &'a Ctx, facts: &'a FileFacts) -> &'a [u8] {
-    if facts.validators.last_modified > ctx.now {
-        ctx.date
+fn send_last_modified(r: &mut Exchange, facts: &FileFacts) {
+    if facts.validators.last_modified > r.now() {
+        let now = r.date_time_string().as_bytes().to_vec();
+        r.send_header_bytes("Last-Modified", &now);
     } else {
-        &facts.last_modified
+        r.send_header_bytes("Last-Modified", &facts.last_modified);
     }
 }
 
-fn not_modified(ctx: &Ctx, out: &mut Vec<u8>, entity: &Entity) -> Reply {
-    let mut head = ctx.head(out, 304);
-    head.header("ETag", entity.facts.validators.etag.as_bytes());
+fn not_modified(r: &mut Exchange, entity: &Entity) {
+    r.send_response(304);
+    r.send_header_bytes("ETag", entity.facts.validators.etag.as_bytes());
     // A 304 carries the Vary the 200 would (RFC 9110 15.4.5), or a cache
     // keyed on it would hand the compressed tag to any client.
     if entity.has_twin || entity.encoding.is_some() {
-        head.header("Vary", b"Accept-Encoding");
+        r.send_header("Vary", "Accept-Encoding");
     }
-    head.finish();
-    Reply::complete(304)
+    r.end_headers();
 }
 
 /// 416 with `Content-Range: bytes */len`; the connection stays open.
-fn unsatisfiable(ctx: &Ctx, out: &mut Vec<u8>, len: u64) -> Reply {
+fn unsatisfiable(r: &mut Exchange, len: u64) {
     let mut page = Vec::new();
     push_error_page(
         &mut page,
@@ -354,68 +491,74 @@ fn unsatisfiable(ctx: &Ctx, out: &mut Vec<u8>, len: u64) -> Reply {
     );
     let mut value = Vec::with_capacity(32);
     range::write_unsatisfied(&mut value, len);
-    let mut head = ctx.head(out, 416);
-    head.header("Content-Range", &value);
-    head.header("Content-Type", b"text/html;charset=utf-8");
-    head.header_num("Content-Length", page.len() as u64);
-    head.finish();
-    out.extend_from_slice(&page);
-    Reply::complete(416)
+    r.send_response(416);
+    r.send_header_bytes("Content-Range", &value);
+    r.send_header("Content-Type", "text/html;charset=utf-8");
+    r.send_header_num("Content-Length", page.len() as u64);
+    r.end_headers();
+    r.write(&page);
 }
 
 /// A `multipart/byteranges` answer, built in memory (it is small). Its
 /// boundary is random per response and checked against the parts, so a
-/// file's contents cannot end a part early (RFC 2046 5.1.1).
-fn multipart(
-    ctx: &Ctx,
-    out: &mut Vec<u8>,
-    entity: &Entity,
-    ranges: &[ByteRange],
-    total: u64,
-) -> Option<Reply> {
+/// file's contents cannot end a part early (RFC 2046 5.1.1). False when it
+/// could not be made (the whole file is sent instead).
+fn multipart(r: &mut Exchange, entity: &Entity, ranges: &[ByteRange], total: u64) -> bool {
     use std::os::unix::fs::FileExt;
+    let Ok(total) = usize::try_from(total) else {
+        return false;
+    };
     let mut parts = Vec::with_capacity(ranges.len());
-    let mut data = Vec::with_capacity(usize::try_from(total).ok()?);
-    for r in ranges {
+    let mut data = Vec::with_capacity(total);
+    for part in ranges {
         let at = data.len();
-        data.resize(at + usize::try_from(r.len()).ok()?, 0);
-        entity
+        let Ok(n) = usize::try_from(part.len()) else {
+            return false;
+        };
+        data.resize(at + n, 0);
+        if entity
             .facts
             .file
-            .read_exact_at(&mut data[at..], r.start)
-            .ok()?;
+            .read_exact_at(&mut data[at..], part.start)
+            .is_err()
+        {
+            return false;
+        }
         parts.push(at..data.len());
     }
-    let boundary = (0..4)
+    let Some(boundary) = (0..4)
         .map(|_| range::random_boundary())
-        .find(|b| memchr::memmem::find(&data, b).is_none())?;
-    let mut body = Vec::with_capacity(usize::try_from(total).ok()?);
-    for (r, part) in ranges.iter().zip(parts) {
+        .find(|b| memchr::memmem::find(&data, b).is_none())
+    else {
+        return false;
+    };
+    let mut body = Vec::with_capacity(total);
+    for (part, at) in ranges.iter().zip(parts) {
         range::part_header(
             &mut body,
             &boundary,
             entity.content_type,
-            r.start,
-            r.end_inclusive,
+            part.start,
+            part.end_inclusive,
             entity.facts.len,
         );
-        body.extend_from_slice(&data[part]);
+        body.extend_from_slice(&data[at]);
     }
     range::closing(&mut body, &boundary);
     let mut content_type = Vec::with_capacity(64);
     range::write_multipart_content_type(&mut content_type, &boundary);
-    let mut head = ctx.head(out, 206);
-    head.header("Content-Type", &content_type);
+    r.send_response(206);
+    r.send_header_bytes("Content-Type", &content_type);
     // The parts are bytes of the twin when a twin is sent: say so, as the
     // single-range and whole answers do (RFC 9110 8.4, 14.6).
-    entity.representation_headers(&mut head);
-    head.header_num("Content-Length", body.len() as u64);
-    head.header("Last-Modified", last_modified(ctx, &entity.facts));
-    head.header("ETag", entity.facts.validators.etag.as_bytes());
-    head.header("Accept-Ranges", b"bytes");
-    head.finish();
-    out.extend_from_slice(&body);
-    Some(Reply::complete(206))
+    entity.representation_headers(r);
+    r.send_header_num("Content-Length", body.len() as u64);
+    send_last_modified(r, &entity.facts);
+    r.send_header_bytes("ETag", entity.facts.validators.etag.as_bytes());
+    r.send_header("Accept-Ranges", "bytes");
+    r.end_headers();
+    r.write(&body);
+    true
 }
 
 /// Does an `Accept-Encoding` value allow `coding` (by name or `*`, with a
@@ -443,14 +586,8 @@ pub fn accepts(header: &[u8], coding: &str) -> bool {
 
 /// Is the opened file really inside the served directory, symlinks
 /// resolved? Asked of `/proc/self/fd`, so it is the file we will send.
-fn inside_root(file: &File, root: &std::path::Path) -> bool {
-    use std::os::fd::AsRawFd;
-    let link = format!("/proc/self/fd/{}", file.as_raw_fd());
-    std::fs::read_link(link).is_ok_and(|real| real.starts_with(root))
-}
-
-fn not_found(ctx: &Ctx, out: &mut Vec<u8>) -> Reply {
-    ctx.error(out, 404, Some("File not found"), None)
+fn inside_root(file: &File, root: &Path) -> bool {
+    sys::real_path(file).is_some_and(|real| real.starts_with(root))
 }
 
 /// `index.html`, then `index.htm`, if it is a regular file.
@@ -465,7 +602,7 @@ fn open_index(dir: &File, cpath: &mut Vec<u8>) -> Option<(File, Metadata, &'stat
 
 /// 301 to the same target with a slash after the path, query and fragment
 /// kept (`urlunsplit` drops an empty `?` or `#`).
-fn redirect_to_slash(ctx: &Ctx, target: &[u8], out: &mut Vec<u8>) -> Reply {
+fn redirect_to_slash(r: &mut Exchange, target: &[u8]) {
     let url = split_target(target);
     let mut location = Vec::with_capacity(target.len() + 1);
     push_local_path(&mut location, url.path);
@@ -478,11 +615,10 @@ fn redirect_to_slash(ctx: &Ctx, target: &[u8], out: &mut Vec<u8>) -> Reply {
         location.push(b'#');
         location.extend_from_slice(url.fragment);
     }
-    let mut head = ctx.head(out, 301);
-    head.header("Location", &location);
-    head.header("Content-Length", b"0");
-    head.finish();
-    Reply::complete(301)
+    r.send_response(301);
+    r.send_header_bytes("Location", &location);
+    r.send_header("Content-Length", "0");
+    r.end_headers();
 }
 
 /// Writes `path` so that a browser cannot read it as another host: an
@@ -507,102 +643,6 @@ fn push_local_path(out: &mut Vec<u8>, path: &[u8]) {
         } else {
             out.push(b);
         }
-    }
-}
-
-/// A directory listing: read in steps and sent as the socket drains (see
-/// `listing`), shared with every other connection listing it meanwhile.
-fn list_directory(
-    ctx: &Ctx,
-    target: &[u8],
-    dir: Option<File>,
-    out: &mut Vec<u8>,
-    scratch: &mut Scratch,
-    now: std::time::Instant,
-) -> Reply {
-    let Some(dir) = dir else {
-        return no_permission(ctx, out);
-    };
-    let style = listing::Style {
-        rich: ctx.site.rich_listing,
-        contain: ctx
-            .site
-            .contain_symlinks
-            .then(|| ctx.site.root_path.clone()),
-    };
-    let Ok(build) = scratch.listings.get(dir, &style, now) else {
-        return ctx.error_with(
-            out,
-            503,
-            Some("Server busy: too many large listings at once"),
-            None,
-            &[("Retry-After", b"1")],
-        );
-    };
-    Reply {
-        status: 200,
-        body: Body::Produce(Box::new(ListingReply {
-            build,
-            page: None,
-            target: target.to_vec(),
-            style: ctx.style(),
-        })),
-        close: false,
-        discard: crate::proto::request::BodyFraming::NONE,
-        error: None,
-    }
-}
-
-fn no_permission(ctx: &Ctx, out: &mut Vec<u8>) -> Reply {
-    ctx.error(out, 404, Some("No permission to list directory"), None)
-}
-
-/// A listing on its way out: waiting for the shared build, then the head,
-/// then the page a piece at a time.
-struct ListingReply {
-    build: Rc<std::cell::RefCell<listing::Build>>,
-    page: Option<listing::Page>,
-    target: Vec<u8>,
-    style: crate::respond::HeadStyle,
-}
-
-/// Page bytes made per turn, at most, for one connection: what a slow
-/// reader can hold of ours besides its cursor.
-const LISTING_CHUNK: usize = 16 * 1024;
-
-impl Producer for ListingReply {
-    fn produce(&mut self, out: &mut Vec<u8>, clock: &crate::server::clock::Clock) -> Produced {
-        if let Some(page) = &mut self.page {
-            let done = page.fill(out, LISTING_CHUNK);
-            return if done {
-                Produced::Done { close: false }
-            } else {
-                Produced::More
-            };
-        }
-        let listing = match self.build.borrow_mut().step(clock.now) {
-            listing::Progress::Working => return Produced::Again,
-            listing::Progress::Ready(listing) => Rc::clone(listing),
-            listing::Progress::Failed(failure) => {
-                let (code, message) = match failure {
-                    listing::Failure::Unreadable => (404, "No permission to list directory"),
-                    listing::Failure::TooLarge => (500, "Directory too large to list"),
-                };
-                self.style
-                    .error(out, clock.http_date(), code, Some(message), None, &[]);
-                return Produced::Done { close: true };
-            }
-        };
-        let page = listing::Page::new(listing, &self.target);
-        let mut head = self.style.head(out, 200, clock.http_date());
-        head.header("Content-type", b"text/html; charset=utf-8");
-        head.header_num("Content-Length", page.len());
-        head.finish();
-        if self.style.head_only {
-            return Produced::Done { close: false };
-        }
-        self.page = Some(page);
-        Produced::More
     }
 }
 

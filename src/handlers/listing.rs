@@ -774,6 +774,17 @@ pub fn render_path(
     out: &mut Vec<u8>,
 ) -> Result<(), Failure> {
     let file = File::open(dir).map_err(|_| Failure::Unreadable)?;
+    render_path_file(file, target, style, out)
+}
+
+/// [`render_path`] for a directory already open (a threaded server's
+/// handlers, which cannot share the loop's listings).
+pub fn render_path_file(
+    file: File,
+    target: &[u8],
+    style: Style,
+    out: &mut Vec<u8>,
+) -> Result<(), Failure> {
     let mut build = Build::new(file, style, Instant::now());
     let listing = loop {
         build.last_step = None;

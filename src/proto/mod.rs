@@ -2,6 +2,7 @@
 //! sockets, no files opened, no clock read; everything here is tested on
 //! bytes.
 
+pub mod cgi;
 pub mod chunked;
 pub mod conditional;
 pub mod escape;

@@ -22,8 +22,14 @@ pub const MAX_HEAD: usize = 2 * MAX_LINE + 4096;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RequestLine<'a> {
     pub method: &'a [u8],
-    /// The target with a leading run of slashes reduced to one (gh-87389).
+    /// The target the server routes on: a leading run of slashes reduced to
+    /// one (gh-87389), an absolute-form target reduced to its path.
     pub target: &'a [u8],
+    /// The target as Python's `self.path` has it: slashes reduced, an
+    /// absolute-form target whole.
+    pub raw_target: &'a [u8],
+    /// The version word as it came (`HTTP/1.1`), empty for HTTP/0.9.
+    pub version_word: &'a [u8],
     pub version: Version,
 }
 
@@ -167,14 +173,16 @@ pub fn parse_request_line(line: &[u8]) -> Result<Option<RequestLine<'_>>, Reject
         });
     }
     let slashes = target.iter().take_while(|&&b| b == b'/').count();
-    let target = if slashes > 1 {
+    let raw_target = if slashes > 1 {
         &target[slashes - 1..]
     } else {
-        origin_form(target)
+        target
     };
     Ok(Some(RequestLine {
         method,
-        target,
+        target: origin_form(raw_target),
+        raw_target,
+        version_word: if count == 3 { last } else { b"" },
         version,
     }))
 }

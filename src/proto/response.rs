@@ -43,6 +43,18 @@ impl<'a> Head<'a> {
         head
     }
 
+    /// A status line only, with the reason given: the caller adds every
+    /// header (the handler API adds its own `Server`).
+    pub fn status_line_only(
+        out: &'a mut Vec<u8>,
+        proto: &str,
+        code: u16,
+        reason: &[u8],
+        http09: bool,
+    ) -> Self {
+        Head::status_line(out, proto, code, reason, http09)
+    }
+
     /// A status line with no standard headers (`100 Continue`).
     pub fn bare(out: &'a mut Vec<u8>, proto: &str, code: u16, http09: bool) -> Self {
         Head::status_line(out, proto, code, status::phrase(code).as_bytes(), http09)

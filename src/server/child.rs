@@ -1,9 +1,8 @@
 //! CGI child processes: starting them with non-blocking pipes, signalling
 //! them, and reaping them without ever blocking the event loop.
 
-use crate::handlers::cgi;
+use crate::handler::CgiCommand;
 use mio::unix::pipe::{Receiver, Sender};
-use std::ffi::OsString;
 use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
@@ -21,14 +20,6 @@ pub fn set_child_open_file_limit(soft: u64) {
     CHILD_NOFILE.store(soft, Ordering::Relaxed);
 }
 
-/// What it takes to start a script.
-#[derive(Debug)]
-pub struct Launch {
-    pub program: PathBuf,
-    pub argument: Option<OsString>,
-    pub env: Vec<(OsString, OsString)>,
-}
-
 /// A started script: its pid and the two ends we talk to.
 pub struct Child {
     pub pid: u32,
@@ -38,8 +29,8 @@ pub struct Child {
 
 /// Starts the script with stdin and stdout as non-blocking pipes; its
 /// stderr is the server's, as in Python. Run by root, it runs as `nobody`.
-pub fn spawn(launch: &Launch) -> io::Result<Child> {
-    let mut cmd = if cgi::is_python(&launch.program) {
+pub fn spawn(launch: &CgiCommand) -> io::Result<Child> {
+    let mut cmd = if launch.python {
         let python = python_interpreter().ok_or_else(|| io::Error::other("no python3 on PATH"))?;
         let mut c = Command::new(python);
         c.arg("-u").arg(&launch.program);
@@ -155,16 +146,13 @@ pub fn terminate(pid: u32, signal: libc::c_int) {
     }
 }
 
-/// Collects every child that has exited, without blocking.
-pub fn reap() -> Vec<(u32, i32)> {
-    let mut done = Vec::new();
-    loop {
-        let mut status = 0;
-        // SAFETY: waitpid writes only `status`.
-        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
-        if pid <= 0 {
-            return done;
-        }
-        done.push((pid as u32, status));
-    }
+/// Collects `pid` if it has exited, without blocking: its wait status.
+/// Only this pid: a server inside a larger program must not reap the
+/// program's own children.
+pub fn reap(pid: u32) -> Option<i32> {
+    let pid = libc::pid_t::try_from(pid).ok()?;
+    let mut status = 0;
+    // SAFETY: waitpid writes only `status`.
+    let got = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+    (got == pid).then_some(status)
 }

@@ -1,25 +1,30 @@
 //! One client connection: a state machine driven by socket readiness.
 //!
 //! The connection owns its socket, the bytes it has received but not yet
-//! used, and the bytes it could not send yet. Everything it answers comes
-//! from [`respond`](crate::respond); this module only moves bytes and keeps
-//! time. Buffers the reactor lends ([`Shared`]) carry the common case, so a
-//! connection that is waiting for its next request owns no buffer at all.
+//! used, and the bytes it could not send yet. What it answers comes from
+//! the handler, through an [`Exchange`]; this module only moves bytes and
+//! keeps time. Buffers the reactor lends ([`Shared`]) carry the common
+//! case, so a connection that is waiting for its next request owns no
+//! buffer at all.
 
 mod cgi_run;
+mod flow;
 
+use crate::handler::{BodySource, Config, Exchange, Req};
 use crate::proto::chunked::ChunkedDecoder;
-use crate::proto::request::{self, BodyFraming, EMPTY_HEADER, HeadScan, MAX_HEADER_LINES, Scan};
-use crate::respond::{self, Body, Reply, Request, Scratch, Site};
+use crate::proto::request::{self, BodyFraming, HeadScan, Rejection, RequestLine, Scan, Version};
 use crate::server::clock::Clock;
 use crate::server::log::AccessLog;
-use crate::server::sys;
+use crate::server::workers::Pool;
+use crate::server::{Dispatch, Services, sys};
 use cgi_run::{CgiRun, Framing};
+pub(crate) use flow::OwnedHead;
+use flow::{BodyRead, DeferWait, PollWait};
 use mio::Registry;
 use mio::net::TcpStream;
 use std::fs::File;
 use std::io::{self, Read};
-use std::net::{IpAddr, Shutdown};
+use std::net::{Shutdown, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
@@ -39,16 +44,20 @@ pub struct Timeouts {
 }
 
 /// What the reactor lends a connection while it handles an event.
-pub struct Shared<'a> {
-    pub site: &'a Site,
+pub(crate) struct Shared<'a> {
+    pub handler: &'a Dispatch,
+    pub config: &'a std::sync::Arc<Config>,
     pub clock: &'a Clock,
     pub log: &'a mut AccessLog,
     pub timeouts: &'a Timeouts,
+    pub defer_timeout: Duration,
     /// Where socket reads land first.
     pub rbuf: &'a mut [u8],
     /// Where responses are written before they are sent.
     pub wbuf: &'a mut Vec<u8>,
-    pub scratch: &'a mut Scratch,
+    /// A handler's body while its length is not known yet.
+    pub held: &'a mut Vec<u8>,
+    pub services: &'a mut Services,
     /// Where CGI pipes are registered.
     pub registry: &'a Registry,
     /// Bulk body bytes sent this turn of the loop (see [`TURN_BUDGET`]).
@@ -56,6 +65,8 @@ pub struct Shared<'a> {
     /// What happened to CGI children while handling this event, for the
     /// reactor, which watches and reaps them.
     pub children: &'a mut Vec<ChildEvent>,
+    /// The worker threads, for deferred work.
+    pub pool: Option<&'a mut Pool>,
 }
 
 /// News about a CGI child, from a connection to the reactor.
@@ -112,14 +123,20 @@ enum State {
         end: u64,
         close: bool,
     },
-    /// A CGI script is running; its output is the response.
-    Cgi(Box<CgiRun>),
-    /// A response made as the socket drains (a listing); then going on as
-    /// `close` says.
-    Produce {
-        producer: Box<dyn respond::Producer>,
+    /// Sending a body as a source makes it (framed as `chunked` says).
+    Stream {
+        source: Box<dyn BodySource>,
+        chunked: bool,
         close: bool,
     },
+    /// Reading a request body for the handler.
+    Body(Box<BodyRead>),
+    /// A handler's function, called each turn until it answers.
+    Poll(Box<PollWait>),
+    /// Waiting for a worker thread's answer.
+    Deferred(Box<DeferWait>),
+    /// A CGI script is running; its output is the response.
+    Cgi(Box<CgiRun>),
     /// The last response is being sent; then our side closes.
     Closing,
     /// Our side is closed; reading until the client closes too, so that
@@ -129,8 +146,9 @@ enum State {
 
 pub struct Connection {
     key: usize,
+    generation: u64,
     socket: TcpStream,
-    peer: IpAddr,
+    peer: SocketAddr,
     state: State,
     /// Received bytes not yet used; starts at the current request.
     inbuf: Vec<u8>,
@@ -168,10 +186,10 @@ pub struct Connection {
 
 /// Work done per event before yielding to other connections.
 const BUDGET: usize = 32;
-/// Bytes of bulk body (files, listings, script output) all connections
-/// together send per turn of the loop; past it, bulk senders wait for the
-/// next turn, so a turn stays short (a few ms) however many downloads run
-/// at once, and a new request is never stuck behind them.
+/// Bytes of bulk body (files, listings, streams, script output) all
+/// connections together send per turn of the loop; past it, bulk senders
+/// wait for the next turn, so a turn stays short (a few ms) however many
+/// downloads run at once, and a new request is never stuck behind them.
 pub const TURN_BUDGET: usize = 1 << 20;
 /// Responses gathered before they are sent together (pipelining).
 const WBUF_FLUSH: usize = 64 * 1024;
@@ -179,17 +197,24 @@ const WBUF_FLUSH: usize = 64 * 1024;
 const MIN_PROGRESS: usize = 32 * 1024;
 /// Largest `sendfile` per call, so one download does not hog the loop.
 const SENDFILE_CHUNK: usize = 1 << 20;
+/// Bytes a stream makes at once for one connection.
+const STREAM_CHUNK: usize = 16 * 1024;
+/// Pipelined request bytes held while a script runs or a worker works;
+/// beyond this the socket is not read until the response is done.
+const PIPELINE_HOLD: usize = 16 * 1024;
 
 impl Connection {
     pub fn new(
         key: usize,
+        generation: u64,
         socket: TcpStream,
-        peer: IpAddr,
+        peer: SocketAddr,
         clock: &Clock,
         timeouts: &Timeouts,
     ) -> Connection {
         Connection {
             key,
+            generation,
             socket,
             peer,
             state: State::Head(HeadScan::default()),
@@ -211,10 +236,9 @@ impl Connection {
         }
     }
 
-    /// Kept alive after answering, waiting for its next request: the
-    /// connections to close first when the server is full.
-    pub fn is_idle_after_a_response(&self) -> bool {
-        self.answered && self.is_idle()
+    /// Which client of this slab slot it is.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// How long it has waited for a request without sending a whole head,
@@ -235,25 +259,18 @@ impl Connection {
     /// The server's input budget is spent and this connection holds the
     /// oldest large share of it: an unfinished head gets 431, anything
     /// else just ends.
-    pub fn shed_input(&mut self, sh: &mut Shared) -> Progress {
+    pub(crate) fn shed_input(&mut self, sh: &mut Shared) -> Progress {
         self.inbuf = Vec::new();
         if !matches!(self.state, State::Head(_)) || self.out_pos < self.out.len() {
             return Progress::Close;
         }
-        let rejection = request::Rejection {
+        let rejection = Rejection {
             status: 431,
             message: Some("Request header fields too large".into()),
             explain: Some("The server is short of memory for request heads".into()),
             before_version: false,
         };
-        let reply = respond::reject(sh.site, sh.clock, &rejection, false, sh.wbuf);
-        sh.log.error(
-            sh.clock,
-            self.peer,
-            reply.status,
-            "Request header fields too large",
-        );
-        self.state = State::Closing;
+        self.reject(&rejection, false, b"", sh);
         if self.flush_wbuf(sh).is_err() {
             return Progress::Close;
         }
@@ -291,7 +308,7 @@ impl Connection {
     }
 
     /// Handles a readiness event on one of a CGI script's pipes.
-    pub fn pipe_ready(&mut self, source: Source, sh: &mut Shared) -> Progress {
+    pub(crate) fn pipe_ready(&mut self, source: Source, sh: &mut Shared) -> Progress {
         if let State::Cgi(run) = &mut self.state {
             match source {
                 Source::Stdin => run.stdin_ready = true,
@@ -303,7 +320,7 @@ impl Connection {
     }
 
     /// Handles a readiness event.
-    pub fn ready(
+    pub(crate) fn ready(
         &mut self,
         readable: bool,
         writable: bool,
@@ -317,7 +334,7 @@ impl Connection {
     }
 
     /// Does as much work as the socket allows, up to the budget.
-    pub fn pump(&mut self, sh: &mut Shared) -> Progress {
+    pub(crate) fn pump(&mut self, sh: &mut Shared) -> Progress {
         for _ in 0..BUDGET {
             let step = match self.step(sh) {
                 Ok(step) => step,
@@ -335,22 +352,25 @@ impl Connection {
 
     /// One unit of work: at most one read, write or sendfile.
     fn step(&mut self, sh: &mut Shared) -> io::Result<Step> {
-        if let State::Cgi(_) = self.state {
-            return self.cgi_step(sh);
+        match self.state {
+            State::Cgi(_) => return self.cgi_step(sh),
+            State::Body(_) => return self.body_step(sh),
+            State::Deferred(_) => return self.deferred_step(sh),
+            _ => {}
         }
         if self.out_pos < self.out.len() {
             return self.send_out(sh);
         }
-        let bulk = matches!(self.state, State::File { .. } | State::Produce { .. });
+        let bulk = matches!(self.state, State::File { .. } | State::Stream { .. });
         if bulk && *sh.turn_bytes >= TURN_BUDGET {
             // This turn's share of bulk sending is spent: the next turn.
             return Ok(Step::Yield);
         }
         match &mut self.state {
-            State::Cgi(_) => self.cgi_step(sh),
             State::Head(_) => self.read_requests(sh),
             State::File { .. } => self.send_file(sh),
-            State::Produce { .. } => self.produce(sh),
+            State::Stream { .. } => self.send_stream(sh),
+            State::Poll(_) => self.poll_step(sh),
             State::Closing => {
                 // Close at once when nothing can be in flight from the
                 // client: it sent a complete request we answered cleanly and
@@ -381,6 +401,7 @@ impl Connection {
                     Err(e) => Err(e),
                 }
             }
+            State::Cgi(_) | State::Body(_) | State::Deferred(_) => Ok(Step::Continue),
         }
     }
 
@@ -443,10 +464,7 @@ impl Connection {
     /// Input after the current request matters only while requests are
     /// still to be answered.
     fn keeps_input(&self) -> bool {
-        matches!(
-            self.state,
-            State::Head(_) | State::File { .. } | State::Cgi(_) | State::Produce { .. }
-        )
+        !matches!(self.state, State::Closing | State::Linger)
     }
 
     /// Puts the unused part of `buf` back as our input buffer, freeing the
@@ -534,17 +552,20 @@ impl Connection {
                     // Judge the request line before its headers arrive, as
                     // Python does: a bad one is answered at once.
                     match request::parse_request_line(&buf[..end]) {
-                        Ok(Some(_)) => {}
+                        Ok(Some(line)) => {
+                            if let Some(rejection) = refuse_line(&line, sh.config) {
+                                let raw = request::trim_line_end(&buf[..end]);
+                                self.reject(&rejection, false, raw, sh);
+                                return data.len();
+                            }
+                        }
                         Ok(None) => {
                             self.state = State::Closing;
                             return data.len();
                         }
                         Err(rejection) => {
                             let line = request::trim_line_end(&buf[..end]);
-                            let reply =
-                                respond::reject(sh.site, sh.clock, &rejection, false, sh.wbuf);
-                            self.log(sh, line, &reply);
-                            self.state = State::Closing;
+                            self.reject(&rejection, false, line, sh);
                             return data.len();
                         }
                     }
@@ -560,21 +581,15 @@ impl Connection {
                         .ok()
                         .flatten()
                         .is_some_and(|l| l.method == b"HEAD");
-                    let reply = respond::reject(sh.site, sh.clock, &rejection, head_only, sh.wbuf);
-                    self.log(sh, line, &reply);
-                    self.state = State::Closing;
+                    self.reject(&rejection, head_only, line, sh);
                     return data.len();
                 }
                 Scan::Complete { line_end, head_end } => {
-                    let Some(reply) = self.answer(&buf[..line_end], &buf[line_end..head_end], sh)
-                    else {
-                        self.state = State::Closing;
-                        return data.len();
-                    };
                     pos += head_end;
                     self.head_started = false;
-                    self.skip = Skip::from(reply.discard);
-                    self.after_reply(reply, request::trim_line_end(&buf[..line_end]), sh);
+                    // What follows this head (its body, pipelined requests)
+                    // stays for the state the answer leaves us in.
+                    self.dispatch(&buf[..head_end], line_end, sh);
                     if at_eof {
                         break;
                     }
@@ -584,96 +599,50 @@ impl Connection {
         pos
     }
 
-    /// Answers one complete head into `sh.wbuf`.
-    /// `None` for a blank request line, which Python answers by closing.
-    fn answer(&mut self, line: &[u8], header_block: &[u8], sh: &mut Shared) -> Option<Reply> {
-        let raw_line = request::trim_line_end(line);
-        let parsed = match request::parse_request_line(line) {
-            Ok(Some(parsed)) => parsed,
-            Ok(None) => return None,
-            Err(rejection) => {
-                let reply = respond::reject(sh.site, sh.clock, &rejection, false, sh.wbuf);
-                self.log(sh, raw_line, &reply);
-                return Some(reply);
-            }
-        };
-        // Most heads have few headers: fill a small array unless the head
-        // has more lines than it holds.
-        let mut small = [EMPTY_HEADER; 24];
-        let mut large;
-        let lines = memchr::memchr_iter(b'\n', header_block).count();
-        let slots: &mut [httparse::Header] = if lines <= small.len() {
-            &mut small
-        } else {
-            large = [EMPTY_HEADER; MAX_HEADER_LINES];
-            &mut large
-        };
-        let checked = request::parse_headers(header_block, slots).and_then(|count| {
-            let framing = request::body_framing(parsed.version, &slots[..count])?;
-            Ok((count, framing))
-        });
-        let (count, framing) = match checked {
-            Ok(found) => found,
-            Err(rejection) => {
-                // Where this request ends is in doubt: answer and close, so
-                // nothing after it is read as a request.
-                let head_only = parsed.method == b"HEAD";
-                let reply = respond::reject(sh.site, sh.clock, &rejection, head_only, sh.wbuf);
-                self.log(sh, raw_line, &reply);
-                return Some(reply);
-            }
-        };
-        let req = Request {
+    /// Answers a head the server refuses before any handler sees it
+    /// (Python's `send_error` from `parse_request`): the error page, the
+    /// log lines, and the connection ends.
+    fn reject(&mut self, rejection: &Rejection, head_only: bool, raw_line: &[u8], sh: &mut Shared) {
+        let headers = [request::EMPTY_HEADER; 0];
+        let req = Req {
             peer: self.peer,
             raw_line,
-            line: parsed,
-            headers: &slots[..count],
-            framing,
+            line: RequestLine {
+                method: if head_only { b"HEAD" } else { b"GET" },
+                target: b"/",
+                raw_target: b"/",
+                version_word: b"HTTP/1.0",
+                version: Version::HTTP_10,
+            },
+            headers: &headers[..],
+            framing: BodyFraming::NONE,
         };
-        let reply = respond::respond(sh.site, sh.clock, &req, sh.wbuf, sh.scratch);
-        if !matches!(reply.body, Body::Cgi(_)) {
-            // A script's status is known, and logged, when its header comes.
-            self.log(sh, raw_line, &reply);
+        let mut ex = Exchange::new(
+            req,
+            sh.wbuf,
+            sh.held,
+            sh.config,
+            sh.clock.http_date(),
+            sh.clock.unix_secs(),
+            false,
+            None,
+            None,
+        );
+        ex.send_error(
+            rejection.status,
+            rejection.message.as_deref(),
+            rejection.explain.as_deref(),
+        );
+        let outcome = ex.finish();
+        if let Some(message) = &outcome.error {
+            sh.log
+                .error(sh.clock, self.peer.ip(), outcome.status, message);
         }
-        Some(reply)
-    }
-
-    fn log(&self, sh: &mut Shared, raw_line: &[u8], reply: &Reply) {
-        if let Some(message) = &reply.error {
-            sh.log.error(sh.clock, self.peer, reply.status, message);
-        }
-        sh.log.request(sh.clock, self.peer, raw_line, reply.status);
-    }
-
-    /// Moves to the state that sends the rest of `reply`.
-    fn after_reply(&mut self, reply: Reply, raw_line: &[u8], sh: &mut Shared) {
+        sh.log
+            .request(sh.clock, self.peer.ip(), raw_line, outcome.status);
         self.answered = true;
-        self.clean_close = reply.error.is_none() && reply.discard == BodyFraming::NONE;
-        match reply.body {
-            Body::Cgi(request) => self.start_cgi(*request, reply.close, raw_line, sh),
-            Body::File { file, offset, len } => {
-                self.state = State::File {
-                    file,
-                    offset,
-                    end: offset + len,
-                    close: reply.close,
-                };
-                self.deadline = sh.clock.deadline(sh.timeouts.send);
-                self.progress = 0;
-            }
-            Body::Produce(producer) => {
-                self.state = State::Produce {
-                    producer,
-                    close: reply.close,
-                };
-                self.deadline = sh.clock.deadline(sh.timeouts.send);
-                self.progress = 0;
-            }
-            Body::None if reply.close => self.state = State::Closing,
-            Body::None => {
-                self.await_request(sh);
-            }
-        }
+        self.clean_close = false;
+        self.state = State::Closing;
     }
 
     /// A response is done and the connection is kept: wait for the next
@@ -762,31 +731,6 @@ impl Connection {
         }
     }
 
-    /// Makes and sends the next piece of a produced response. Only once
-    /// what was made before is sent: a slow reader holds one piece.
-    fn produce(&mut self, sh: &mut Shared) -> io::Result<Step> {
-        let State::Produce { producer, close } = &mut self.state else {
-            return Ok(Step::Continue);
-        };
-        let close = *close;
-        let before = sh.wbuf.len();
-        let produced = producer.produce(sh.wbuf, sh.clock);
-        *sh.turn_bytes += sh.wbuf.len() - before;
-        match produced {
-            respond::Produced::Again => return Ok(Step::Yield),
-            respond::Produced::More => {}
-            respond::Produced::Done { close: failed } => {
-                if close || failed {
-                    self.clean_close &= !failed;
-                    self.state = State::Closing;
-                } else {
-                    self.await_request(sh);
-                }
-            }
-        }
-        self.flush_wbuf(sh)
-    }
-
     /// Sends the next piece of a file body with `sendfile`.
     fn send_file(&mut self, sh: &mut Shared) -> io::Result<Step> {
         if !self.writable {
@@ -820,31 +764,101 @@ impl Connection {
             Err(e) => return Err(e),
         }
         if done {
-            if close {
-                self.state = State::Closing;
-            } else {
-                self.await_request(sh);
-            }
+            self.body_sent(close, sh);
         }
         Ok(Step::Continue)
     }
 
-    /// The deadline has passed: answer 408 to a half-sent head, otherwise
-    /// just close.
-    pub fn timed_out(&mut self, sh: &mut Shared) -> Progress {
+    /// Makes and sends the next piece of a streamed body. Only once what was
+    /// made before is sent: a slow reader holds one piece.
+    fn send_stream(&mut self, sh: &mut Shared) -> io::Result<Step> {
+        let State::Stream {
+            source,
+            chunked,
+            close,
+        } = &mut self.state
+        else {
+            return Ok(Step::Continue);
+        };
+        let (chunked, close) = (*chunked, *close);
+        let before = sh.wbuf.len();
+        let more = if chunked {
+            sh.held.clear();
+            let more = source.fill(sh.held, STREAM_CHUNK);
+            crate::handler::write_chunk(sh.wbuf, sh.held);
+            if !more {
+                sh.wbuf.extend_from_slice(b"0\r\n\r\n");
+            }
+            more
+        } else {
+            source.fill(sh.wbuf, STREAM_CHUNK)
+        };
+        *sh.turn_bytes += sh.wbuf.len() - before;
+        if !more {
+            self.body_sent(close, sh);
+        }
+        self.flush_wbuf(sh)
+    }
+
+    /// A response's body is out: the connection ends or waits for more.
+    fn body_sent(&mut self, close: bool, sh: &Shared) {
+        if close {
+            self.state = State::Closing;
+        } else {
+            self.await_request(sh);
+        }
+    }
+
+    /// Reads what the client sends while its answer is being made (a
+    /// script running, a worker working): the end of its input means it
+    /// has left (RFC 9112 9.6 allows a server to treat it so, as nginx and
+    /// Go's server do). Pipelined requests are kept for after the answer,
+    /// up to a bound. `Err` when the client has gone.
+    fn watch_client(&mut self, sh: &mut Shared) -> io::Result<bool> {
+        if !self.readable {
+            return Ok(false);
+        }
+        let room = PIPELINE_HOLD.saturating_sub(self.inbuf.len());
+        if room == 0 {
+            // Not read now; a client that has also closed is seen later.
+            return Ok(false);
+        }
+        let want = room.min(sh.rbuf.len());
+        match self.socket.read(&mut sh.rbuf[..want]) {
+            Ok(0) => {
+                self.peer_closed = true;
+                Err(io::ErrorKind::UnexpectedEof.into())
+            }
+            Ok(n) => {
+                self.inbuf.extend_from_slice(&sh.rbuf[..n]);
+                if n < want && !self.read_closed {
+                    self.readable = false;
+                }
+                Ok(true)
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.readable = false;
+                Ok(false)
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(true),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The deadline has passed: answer 408 to a half-sent head (504 to
+    /// work that never answered), otherwise just close.
+    pub(crate) fn timed_out(&mut self, sh: &mut Shared) -> Progress {
         match self.state {
             State::Head(_) if self.head_started && self.out_pos == self.out.len() => {
-                let rejection = request::Rejection {
+                let rejection = Rejection {
                     status: 408,
                     message: None,
                     explain: None,
                     before_version: false,
                 };
-                let reply = respond::reject(sh.site, sh.clock, &rejection, false, sh.wbuf);
-                sh.log
-                    .error(sh.clock, self.peer, reply.status, "Request timed out");
-                self.state = State::Closing;
                 self.inbuf = Vec::new();
+                self.reject(&rejection, false, b"", sh);
+                sh.log.note(sh.clock, self.peer.ip(), "Request timed out");
                 if self.flush_wbuf(sh).is_err() {
                     return Progress::Close;
                 }
@@ -852,6 +866,10 @@ impl Connection {
                 self.pump(sh)
             }
             State::Head(_) | State::Linger => Progress::Close,
+            State::Deferred(_) if self.out_pos == self.out.len() => {
+                self.deferred_timed_out(sh);
+                self.pump(sh)
+            }
             State::Cgi(ref run)
                 if run
                     .exited
@@ -878,19 +896,40 @@ impl Connection {
             State::Cgi(ref run) if sh.clock.now >= run.deadline => {
                 // Its response has begun: cut it off, so the client cannot
                 // take a truncated body for a whole one.
-                sh.log.note(sh.clock, self.peer, "CGI script timed out");
+                sh.log
+                    .note(sh.clock, self.peer.ip(), "CGI script timed out");
                 Progress::Close
             }
-            State::File { .. } | State::Produce { .. } | State::Closing | State::Cgi(_) => {
+            State::File { .. }
+            | State::Stream { .. }
+            | State::Body(_)
+            | State::Poll(_)
+            | State::Deferred(_)
+            | State::Closing
+            | State::Cgi(_) => {
                 sh.log.note(
                     sh.clock,
-                    self.peer,
+                    self.peer.ip(),
                     "Response abandoned: the client stopped reading",
                 );
                 Progress::Close
             }
         }
     }
+}
+
+/// What the server refuses in a request line before any handler sees it:
+/// HTTP/0.9 unless the server speaks it (Python does).
+fn refuse_line(line: &RequestLine, cfg: &Config) -> Option<Rejection> {
+    if line.version == Version::Http09 && !cfg.http09 {
+        return Some(Rejection {
+            status: 400,
+            message: Some("Bad request version ('HTTP/0.9')".into()),
+            explain: None,
+            before_version: true,
+        });
+    }
+    None
 }
 
 /// A request body being stepped over to reach the next request.
@@ -922,4 +961,64 @@ enum Step {
     /// Progress made, but the rest must wait for the next turn of the loop.
     Yield,
     Done,
+}
+
+/// Python's rules for `close_connection`, with `Connection` read as a list
+/// of tokens rather than compared whole.
+pub fn keep_alive(
+    protocol: crate::handler::Protocol,
+    line: &RequestLine,
+    headers: &[httparse::Header],
+) -> bool {
+    if protocol == crate::handler::Protocol::Http10 || line.version == Version::Http09 {
+        return false;
+    }
+    match request::header(headers, "Connection") {
+        Some(v) if request::has_token(v, "close") => false,
+        Some(v) if request::has_token(v, "keep-alive") => true,
+        _ => line.version >= Version::HTTP_11,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::handler::Protocol;
+
+    fn line(v: Version) -> RequestLine<'static> {
+        RequestLine {
+            method: b"GET",
+            target: b"/",
+            raw_target: b"/",
+            version_word: b"HTTP/1.1",
+            version: v,
+        }
+    }
+
+    fn h<'a>(name: &'a str, value: &'a [u8]) -> httparse::Header<'a> {
+        httparse::Header { name, value }
+    }
+
+    #[test]
+    fn keep_alive_rules() {
+        use Protocol::*;
+        assert!(keep_alive(Http11, &line(Version::HTTP_11), &[]));
+        assert!(!keep_alive(Http11, &line(Version::HTTP_10), &[]));
+        assert!(keep_alive(
+            Http11,
+            &line(Version::HTTP_10),
+            &[h("connection", b"Keep-Alive")]
+        ));
+        assert!(!keep_alive(
+            Http11,
+            &line(Version::HTTP_11),
+            &[h("Connection", b"close")]
+        ));
+        assert!(!keep_alive(
+            Http10,
+            &line(Version::HTTP_11),
+            &[h("Connection", b"keep-alive")]
+        ));
+        assert!(!keep_alive(Http11, &line(Version::Http09), &[]));
+    }
 }

@@ -17,6 +17,9 @@ use std::io::{self, Write};
 use std::net::IpAddr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
+/// Where log lines go when not to stderr: a batch of whole lines a call.
+pub type LogFn = Box<dyn FnMut(&[u8])>;
+
 /// Most log bytes held while stderr does not take them.
 pub const MAX_PENDING: usize = 64 * 1024;
 
@@ -112,6 +115,11 @@ impl AccessLog {
         });
     }
 
+    /// Sends the lines to `f` instead of stderr.
+    pub fn set_sink(&mut self, f: LogFn) {
+        self.sink = Sink::User(f);
+    }
+
     /// Whether lines are waiting for stderr to take them.
     pub fn pending(&self) -> bool {
         !self.buf.is_empty() || self.dropped > 0
@@ -152,8 +160,10 @@ impl AccessLog {
     }
 }
 
-/// A way to write to stderr that never blocks.
+/// A way to write to stderr that never blocks (or the user's own).
 enum Sink {
+    /// A function given the lines (`ServerBuilder::log_to`).
+    User(LogFn),
     /// Our own open file description of the same pipe or terminal, made
     /// non-blocking (setting `O_NONBLOCK` on fd 2 itself would change it for
     /// the shell and every process sharing it).
@@ -192,9 +202,13 @@ impl Sink {
         }
     }
 
-    fn write(&self, buf: &[u8]) -> io::Result<usize> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         // SAFETY (all arms): `buf` is valid for the length passed.
         let n = match self {
+            Sink::User(f) => {
+                f(buf);
+                return Ok(buf.len());
+            }
             Sink::Own(fd) => unsafe { libc::write(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len()) },
             Sink::File => unsafe { libc::write(STDERR, buf.as_ptr().cast(), buf.len()) },
             Sink::Socket => unsafe {

@@ -1,13 +1,15 @@
 //! The event loop: one `mio::Poll` on one thread, owning the listening
-//! socket, a slab of connections and a signalfd. It reacts to readiness and
-//! to the passing of time; everything else happens in the connections.
+//! sockets, a slab of connections, the CGI children, the worker pool's
+//! answers and (when asked) a signalfd. It reacts to readiness and to the
+//! passing of time; everything else happens in the connections.
 
-use crate::respond::{Scratch, Site};
+use crate::handler::Config;
 use crate::server::child;
 use crate::server::clock::Clock;
 use crate::server::connection::{ChildEvent, Connection, Progress, Shared, Source, Timeouts};
 use crate::server::log::AccessLog;
-use crate::server::sys;
+use crate::server::workers::Pool;
+use crate::server::{Dispatch, Services, sys};
 use mio::net::TcpListener;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
@@ -15,11 +17,18 @@ use slab::Slab;
 use std::collections::HashMap;
 use std::io::{self, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-const LISTENER: Token = Token(usize::MAX - 1);
 const SIGNALS: Token = Token(usize::MAX - 2);
 const INOTIFY: Token = Token(usize::MAX - 3);
+const WAKER: Token = Token(usize::MAX - 4);
+/// Listeners: `LISTENERS - i` for the `i`th.
+const LISTENERS: usize = usize::MAX - 16;
+const MAX_LISTENERS: usize = 1024;
+/// A CGI child's pidfd: `CHILDREN + pid`.
+const CHILDREN: usize = usize::MAX / 2;
 /// Each connection owns a few tokens (its socket, later its CGI pipes):
 /// `key * TOKENS_PER_CONNECTION + source`.
 pub const TOKENS_PER_CONNECTION: usize = 4;
@@ -27,7 +36,7 @@ pub const TOKENS_PER_CONNECTION: usize = 4;
 const ACCEPT_BUDGET: usize = 64;
 /// Size of the shared read buffer.
 const READ_BUFFER: usize = 64 * 1024;
-/// How long in-flight responses may take to finish after SIGINT/SIGTERM.
+/// How long in-flight responses may take to finish once stopping.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 /// How long to stop accepting when the process runs out of descriptors.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
@@ -45,25 +54,41 @@ const SMALL_INPUT: usize = 8 * 1024;
 /// Connections closed at once to make room at the connection limit.
 const EVICT_BATCH: usize = 32;
 
-pub struct Options {
+/// How the reactor is set up (see `ServerBuilder`).
+pub(crate) struct Options {
+    pub config: Arc<Config>,
     pub timeouts: Timeouts,
     pub max_connections: usize,
     pub quiet: bool,
+    pub log_to: Option<crate::server::log::LogFn>,
+    pub workers: usize,
+    pub queue: usize,
+    pub defer_timeout: Duration,
+    pub handle_signals: bool,
+    /// Printed on stdout when a stop signal comes (the command line's
+    /// "Keyboard interrupt received, exiting.").
+    pub stop_message: Option<&'static str>,
 }
 
 /// What connections borrow from the server while they handle an event.
 struct Env {
     poll: Poll,
     children: Vec<ChildEvent>,
-    site: Site,
+    handler: Dispatch,
+    config: Arc<Config>,
     clock: Clock,
     log: AccessLog,
     timeouts: Timeouts,
+    defer_timeout: Duration,
     rbuf: Box<[u8]>,
     wbuf: Vec<u8>,
-    scratch: Scratch,
-    /// Bulk bytes sent this turn (`connection::TURN_BUDGET`).
+    held: Vec<u8>,
+    services: Services,
     turn_bytes: usize,
+    pool: Option<Pool>,
+    workers: (usize, usize),
+    /// The one waker of this poll (workers' answers, shutdown handles).
+    waker: Arc<mio::Waker>,
 }
 
 impl Env {
@@ -71,17 +96,28 @@ impl Env {
         // Left over only if a connection panicked mid-answer: never send
         // one client's bytes to another.
         self.wbuf.clear();
+        if self.pool.is_none() {
+            self.pool = Some(Pool::new(
+                self.workers.0,
+                self.workers.1,
+                Arc::clone(&self.waker),
+            ));
+        }
         Shared {
-            site: &self.site,
+            handler: &self.handler,
+            config: &self.config,
             clock: &self.clock,
             log: &mut self.log,
             timeouts: &self.timeouts,
+            defer_timeout: self.defer_timeout,
             rbuf: &mut self.rbuf,
             wbuf: &mut self.wbuf,
-            scratch: &mut self.scratch,
+            held: &mut self.held,
+            services: &mut self.services,
             registry: self.poll.registry(),
-            children: &mut self.children,
             turn_bytes: &mut self.turn_bytes,
+            children: &mut self.children,
+            pool: self.pool.as_mut(),
         }
     }
 }
@@ -97,19 +133,24 @@ struct Watched {
     key: usize,
     /// The script has been reaped; only the rest of its group may be left.
     reaped: bool,
+    /// Readable when the script exits (none on kernels without pidfd:
+    /// then children are reaped once a second).
+    pidfd: Option<OwnedFd>,
 }
 
-pub struct Server {
-    listener: TcpListener,
+pub(crate) struct Reactor {
+    listeners: Vec<TcpListener>,
     children: HashMap<u32, Watched>,
-    signals: OwnedFd,
+    signals: Option<OwnedFd>,
+    stop_message: Option<&'static str>,
+    shutdown: Arc<AtomicBool>,
     conns: Slab<Connection>,
     env: Env,
     max_connections: usize,
-    /// The listener is out of the poll: at the connection limit, after
+    /// The listeners are out of the poll: at the connection limit, after
     /// EMFILE until the given time, or for good once shutting down.
     paused: Option<Instant>,
-    /// Set once a stop signal came: the time by which we exit regardless.
+    /// Set once stopping: the time by which we exit regardless.
     stopping: Option<Instant>,
     /// Tokens with work left after their budget ran out.
     run_queue: Vec<Token>,
@@ -119,24 +160,43 @@ pub struct Server {
     input_held: usize,
     /// `shed_input` is running (it calls `apply`, which would call it).
     shedding: bool,
+    /// Each accepted connection's number, so an answer from a worker is
+    /// never given to a later client of the same slab slot.
+    generation: u64,
 }
 
-impl Server {
+impl Reactor {
     pub fn new(
-        listener: std::net::TcpListener,
-        site: Site,
+        listeners: Vec<std::net::TcpListener>,
+        handler: Dispatch,
         options: Options,
-    ) -> io::Result<Server> {
+    ) -> io::Result<Reactor> {
         let poll = Poll::new()?;
-        let mut listener = TcpListener::from_std(listener);
-        poll.registry()
-            .register(&mut listener, LISTENER, Interest::READABLE)?;
-        let signals = sys::signal_fd(&[libc::SIGINT, libc::SIGTERM, libc::SIGCHLD])?;
-        poll.registry().register(
-            &mut SourceFd(&signals.as_raw_fd()),
-            SIGNALS,
-            Interest::READABLE,
-        )?;
+        if listeners.is_empty() || listeners.len() > MAX_LISTENERS {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a server needs one listener at least, at most 1024",
+            ));
+        }
+        let mut ours = Vec::with_capacity(listeners.len());
+        for (i, l) in listeners.into_iter().enumerate() {
+            l.set_nonblocking(true)?;
+            let mut l = TcpListener::from_std(l);
+            poll.registry()
+                .register(&mut l, Token(LISTENERS - i), Interest::READABLE)?;
+            ours.push(l);
+        }
+        let signals = if options.handle_signals {
+            let fd = sys::signal_fd(&[libc::SIGINT, libc::SIGTERM])?;
+            poll.registry().register(
+                &mut SourceFd(&fd.as_raw_fd()),
+                SIGNALS,
+                Interest::READABLE,
+            )?;
+            Some(fd)
+        } else {
+            None
+        };
         // Without inotify there is no cache: every request opens its file.
         // The cache holds at most a quarter of the descriptors we may open.
         let cache = crate::handlers::cache::FileCache::new(open_file_limit() / 4)
@@ -146,25 +206,38 @@ impl Server {
                     .register(&mut SourceFd(&c.fd()), INOTIFY, Interest::READABLE)
                     .is_ok()
             });
-        Ok(Server {
-            listener,
+        let waker = Arc::new(mio::Waker::new(poll.registry(), WAKER)?);
+        let mut log = AccessLog::new(options.quiet);
+        if let Some(f) = options.log_to {
+            log.set_sink(f);
+        }
+        Ok(Reactor {
+            listeners: ours,
             children: HashMap::new(),
             signals,
+            stop_message: options.stop_message,
+            shutdown: Arc::new(AtomicBool::new(false)),
             conns: Slab::new(),
             env: Env {
                 poll,
                 children: Vec::new(),
-                site,
+                handler,
+                config: options.config,
                 clock: Clock::new(),
-                log: AccessLog::new(options.quiet),
+                log,
                 timeouts: options.timeouts,
+                defer_timeout: options.defer_timeout,
                 rbuf: vec![0; READ_BUFFER].into_boxed_slice(),
                 wbuf: Vec::with_capacity(16 * 1024),
-                scratch: Scratch {
+                held: Vec::new(),
+                services: Services {
                     cache,
-                    ..Scratch::default()
+                    ..Services::default()
                 },
                 turn_bytes: 0,
+                pool: None,
+                workers: (options.workers, options.queue),
+                waker,
             },
             max_connections: options.max_connections.max(1),
             paused: None,
@@ -173,14 +246,24 @@ impl Server {
             inotify_pending: false,
             input_held: 0,
             shedding: false,
+            generation: 0,
         })
     }
 
-    pub fn local_addr(&self) -> io::Result<std::net::SocketAddr> {
-        self.listener.local_addr()
+    pub fn local_addrs(&self) -> Vec<std::net::SocketAddr> {
+        self.listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect()
     }
 
-    /// Serves until SIGINT or SIGTERM, then lets in-flight responses finish.
+    /// What stops this server from any thread: a flag and the waker.
+    pub fn shutdown_parts(&self) -> (Arc<AtomicBool>, Arc<mio::Waker>) {
+        (Arc::clone(&self.shutdown), Arc::clone(&self.env.waker))
+    }
+
+    /// Serves until a stop (a shutdown handle, or SIGINT/SIGTERM when the
+    /// server handles signals), then lets in-flight responses finish.
     pub fn run(&mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         loop {
@@ -192,18 +275,23 @@ impl Server {
             }
             let new_second = self.env.clock.tick();
             self.env.turn_bytes = 0;
+            self.env.services.now = self.env.clock.now;
             // A file changed before a request for it arrived: drop it from
             // the cache before any request in this batch is answered.
             if (self.inotify_pending || events.iter().any(|e| e.token() == INOTIFY))
-                && let Some(cache) = self.env.scratch.cache.as_mut()
+                && let Some(cache) = self.env.services.cache.as_mut()
             {
                 self.inotify_pending = cache.on_events();
             }
             for event in events.iter() {
                 match event.token() {
-                    LISTENER => self.accept(),
                     SIGNALS => self.on_signal(),
                     INOTIFY => {}
+                    WAKER => self.on_wake(),
+                    Token(t) if t > LISTENERS - MAX_LISTENERS && t <= LISTENERS => {
+                        self.accept(LISTENERS - t)
+                    }
+                    Token(t) if t >= CHILDREN => self.on_child(t - CHILDREN),
                     token => {
                         let error = event.is_error();
                         let readable = event.is_readable() || error;
@@ -216,14 +304,16 @@ impl Server {
             self.run_queued();
             if new_second {
                 self.expire();
+                self.reap_children();
                 self.expire_children();
             }
-            self.resume_listener();
+            self.resume_listeners();
             self.env.log.flush();
             if let Some(deadline) = self.stopping
                 && (self.conns.is_empty() || self.env.clock.now >= deadline)
             {
                 self.stop_all_children();
+                self.env.log.flush();
                 return Ok(());
             }
         }
@@ -253,7 +343,7 @@ impl Server {
         }
     }
 
-    fn accept(&mut self) {
+    fn accept(&mut self, index: usize) {
         if self.paused.is_some() {
             return;
         }
@@ -264,11 +354,14 @@ impl Server {
                 self.pause(self.env.clock.now);
                 return;
             }
-            let (mut socket, peer) = match self.listener.accept() {
+            let Some(listener) = self.listeners.get(index) else {
+                return;
+            };
+            let (mut socket, peer) = match listener.accept() {
                 Ok(pair) => pair,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if is_out_of_resources(&e) => {
+                Err(e) if sys::is_out_of_descriptors(&e) => {
                     self.env
                         .log
                         .server_note(&format!("cannot accept: {e}; pausing new connections"));
@@ -296,10 +389,12 @@ impl Server {
                 continue;
             }
             let key = entry.key();
+            self.generation += 1;
             let conn = entry.insert(Connection::new(
                 key,
+                self.generation,
                 socket,
-                peer.ip(),
+                peer,
                 &self.env.clock,
                 &self.env.timeouts,
             ));
@@ -308,7 +403,7 @@ impl Server {
             let progress = guarded(|| conn.ready(true, true, false, &mut self.env.shared()));
             self.apply(key, progress);
         }
-        self.run_queue.push(LISTENER);
+        self.run_queue.push(Token(LISTENERS - index));
     }
 
     /// At the connection limit, makes room by closing the connections that
@@ -364,13 +459,15 @@ impl Server {
 
     fn pause(&mut self, until: Instant) {
         if self.paused.is_none() {
-            let _ = self.env.poll.registry().deregister(&mut self.listener);
+            for l in &mut self.listeners {
+                let _ = self.env.poll.registry().deregister(l);
+            }
         }
         self.paused = Some(until);
     }
 
-    /// Puts the listener back in the poll once there is room again.
-    fn resume_listener(&mut self) {
+    /// Puts the listeners back in the poll once there is room again.
+    fn resume_listeners(&mut self) {
         let Some(until) = self.paused else { return };
         if self.stopping.is_some()
             || self.conns.len() >= self.max_connections
@@ -379,13 +476,16 @@ impl Server {
             return;
         }
         // Registering reports connections already waiting, so none is lost.
-        if self
-            .env
-            .poll
-            .registry()
-            .register(&mut self.listener, LISTENER, Interest::READABLE)
-            .is_ok()
-        {
+        let mut all = true;
+        for (i, l) in self.listeners.iter_mut().enumerate() {
+            all &= self
+                .env
+                .poll
+                .registry()
+                .register(l, Token(LISTENERS - i), Interest::READABLE)
+                .is_ok();
+        }
+        if all {
             self.paused = None;
         }
     }
@@ -406,6 +506,29 @@ impl Server {
         self.apply(key, progress);
     }
 
+    /// Workers have finished jobs: hand each answer to its connection, if
+    /// that connection is still the one that asked.
+    fn on_wake(&mut self) {
+        if self.shutdown.load(Ordering::Relaxed) {
+            self.begin_stop();
+        }
+        let answers = match &self.env.pool {
+            Some(pool) => pool.take_answers(),
+            None => return,
+        };
+        for answer in answers {
+            let key = answer.key;
+            let Some(conn) = self.conns.get_mut(key) else {
+                continue;
+            };
+            if conn.generation() != answer.generation {
+                continue;
+            }
+            let progress = guarded(|| conn.answered(answer, &mut self.env.shared()));
+            self.apply(key, progress);
+        }
+    }
+
     /// Runs the connections that had work left, in turn. Once this turn's
     /// bulk budget is spent, the rest keep their place at the head of the
     /// queue for the next turn, so every sender gets its share.
@@ -414,12 +537,13 @@ impl Server {
         let mut next = 0;
         while next < queue.len() {
             let token = queue[next];
-            if token != LISTENER && self.env.turn_bytes >= crate::server::connection::TURN_BUDGET {
+            let listener = token.0 > LISTENERS - MAX_LISTENERS && token.0 <= LISTENERS;
+            if !listener && self.env.turn_bytes >= crate::server::connection::TURN_BUDGET {
                 break;
             }
             next += 1;
-            if token == LISTENER {
-                self.accept();
+            if listener {
+                self.accept(LISTENERS - token.0);
                 continue;
             }
             let key = token.0 / TOKENS_PER_CONNECTION;
@@ -438,20 +562,7 @@ impl Server {
     fn apply(&mut self, key: usize, progress: Progress) {
         for event in std::mem::take(&mut self.env.children) {
             match event {
-                ChildEvent::Spawned { pid, deadline, key } => {
-                    // A pid reused by a new script: any old group of that id
-                    // is gone (the new one could not have been made), and so
-                    // is its pending kill.
-                    self.children.insert(
-                        pid,
-                        Watched {
-                            deadline,
-                            terminated: false,
-                            key,
-                            reaped: false,
-                        },
-                    );
-                }
+                ChildEvent::Spawned { pid, deadline, key } => self.watch_child(pid, deadline, key),
                 ChildEvent::StopGroup(pid) => self.stop_group(pid),
             }
         }
@@ -485,6 +596,38 @@ impl Server {
         }
     }
 
+    /// A script started: watched until reaped (its pidfd in the poll, so
+    /// no signal is needed to learn that it exited).
+    fn watch_child(&mut self, pid: u32, deadline: Instant, key: usize) {
+        let pidfd = sys::pidfd_open(pid).filter(|fd| {
+            let token = Token(CHILDREN + pid as usize);
+            self.env
+                .poll
+                .registry()
+                .register(&mut SourceFd(&fd.as_raw_fd()), token, Interest::READABLE)
+                .is_ok()
+        });
+        // A pid reused by a new script: any old group of that id is gone
+        // (the new one could not have been made), and so is its pending kill.
+        self.children.insert(
+            pid,
+            Watched {
+                deadline,
+                terminated: false,
+                key,
+                reaped: false,
+                pidfd,
+            },
+        );
+    }
+
+    /// A child's pidfd is readable: it exited.
+    fn on_child(&mut self, pid: usize) {
+        if let Ok(pid) = u32::try_from(pid) {
+            self.reap(pid);
+        }
+    }
+
     /// SIGTERM to a script's whole process group now, SIGKILL after a grace
     /// period if the script is still there, and to the group regardless:
     /// what a script started may outlive it while holding its pipes.
@@ -495,6 +638,7 @@ impl Server {
             terminated: false,
             key: usize::MAX,
             reaped: true,
+            pidfd: None,
         });
         if !w.terminated {
             child::terminate(pid, libc::SIGTERM);
@@ -526,32 +670,50 @@ impl Server {
         }
     }
 
+    /// Reaps every watched child that has exited (once a second, in case a
+    /// pidfd was missing or its event lost).
     fn reap_children(&mut self) {
-        for (pid, status) in child::reap() {
-            let code = if libc::WIFEXITED(status) {
-                libc::WEXITSTATUS(status)
-            } else {
-                -libc::WTERMSIG(status)
-            };
-            if code != 0 {
-                self.env
-                    .log
-                    .server_note(&format!("CGI script {pid} exit code {code}"));
-            }
-            let Some(w) = self.children.get_mut(&pid) else {
-                continue;
-            };
-            let key = w.key;
-            if w.terminated {
-                // Its group is sent SIGKILL at the deadline, for whatever
-                // it left behind.
-                w.reaped = true;
-            } else {
-                self.children.remove(&pid);
-            }
-            if let Some(conn) = self.conns.get_mut(key) {
-                conn.script_exited(pid, &self.env.clock);
-            }
+        let pids: Vec<u32> = self
+            .children
+            .iter()
+            .filter(|(_, w)| !w.reaped)
+            .map(|(&pid, _)| pid)
+            .collect();
+        for pid in pids {
+            self.reap(pid);
+        }
+    }
+
+    /// Collects `pid` if it has exited (never blocking, and never another
+    /// process's child: a library's server must not steal its user's).
+    fn reap(&mut self, pid: u32) {
+        let Some(status) = child::reap(pid) else {
+            return;
+        };
+        let code = if libc::WIFEXITED(status) {
+            libc::WEXITSTATUS(status)
+        } else {
+            -libc::WTERMSIG(status)
+        };
+        if code != 0 {
+            self.env
+                .log
+                .server_note(&format!("CGI script {pid} exit code {code}"));
+        }
+        let Some(w) = self.children.get_mut(&pid) else {
+            return;
+        };
+        w.pidfd = None;
+        let key = w.key;
+        if w.terminated {
+            // Its group is sent SIGKILL at the deadline, for whatever it
+            // left behind.
+            w.reaped = true;
+        } else {
+            self.children.remove(&pid);
+        }
+        if let Some(conn) = self.conns.get_mut(key) {
+            conn.script_exited(pid, &self.env.clock);
         }
     }
 
@@ -574,35 +736,48 @@ impl Server {
     }
 
     fn on_signal(&mut self) {
-        while let Some(signo) = sys::read_signal(&self.signals) {
-            if signo == libc::SIGCHLD as u32 {
-                self.reap_children();
-                continue;
-            }
-            if self.stopping.is_some() {
-                // A second signal: stop waiting for anyone.
-                self.stopping = Some(self.env.clock.now);
-                continue;
-            }
+        let Some(signals) = &self.signals else {
+            return;
+        };
+        let mut any = false;
+        while sys::read_signal(signals).is_some() {
+            any = true;
+        }
+        if !any {
+            return;
+        }
+        if self.stopping.is_some() {
+            // A second signal: stop waiting for anyone.
+            self.stopping = Some(self.env.clock.now);
+            return;
+        }
+        if let Some(message) = self.stop_message {
             let mut stdout = io::stdout();
-            let _ = writeln!(stdout, "\nKeyboard interrupt received, exiting.");
+            let _ = writeln!(stdout, "\n{message}");
             let _ = stdout.flush();
-            self.stopping = Some(self.env.clock.now + SHUTDOWN_GRACE);
-            self.pause(self.env.clock.now);
-            let idle: Vec<usize> = self
-                .conns
-                .iter()
-                .filter(|(_, c)| c.is_idle())
-                .map(|(key, _)| key)
-                .collect();
-            for key in idle {
-                self.close(key);
-            }
+        }
+        self.begin_stop();
+    }
+
+    /// Stops accepting, closes idle connections, and gives the others a
+    /// grace period to finish.
+    fn begin_stop(&mut self) {
+        if self.stopping.is_some() {
+            return;
+        }
+        self.stopping = Some(self.env.clock.now + SHUTDOWN_GRACE);
+        self.pause(self.env.clock.now);
+        let idle: Vec<usize> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.is_idle())
+            .map(|(key, _)| key)
+            .collect();
+        for key in idle {
+            self.close(key);
         }
     }
-}
 
-impl Server {
     /// At exit: no script outlives the server.
     fn stop_all_children(&mut self) {
         let pids: Vec<u32> = self.children.keys().copied().collect();
@@ -610,7 +785,7 @@ impl Server {
             child::terminate(pid, libc::SIGTERM);
         }
         let deadline = Instant::now() + KILL_GRACE;
-        while !self.children.is_empty() && Instant::now() < deadline {
+        while self.children.values().any(|w| !w.reaped) && Instant::now() < deadline {
             self.reap_children();
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -629,8 +804,8 @@ fn guarded(work: impl FnOnce() -> Progress) -> Progress {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).unwrap_or(Progress::Close)
 }
 
-/// The soft limit on open descriptors (after the command line raised it).
-fn open_file_limit() -> usize {
+/// The soft limit on open descriptors.
+pub fn open_file_limit() -> usize {
     // SAFETY: getrlimit only writes the struct we pass.
     let mut lim: libc::rlimit = unsafe { std::mem::zeroed() };
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
@@ -639,11 +814,4 @@ fn open_file_limit() -> usize {
     usize::try_from(lim.rlim_cur)
         .unwrap_or(usize::MAX)
         .min(1 << 20)
-}
-
-fn is_out_of_resources(e: &io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
-    )
 }

@@ -403,3 +403,16 @@ pub fn real_path_at(dir: &File, name: &[u8], scratch: &mut Vec<u8>) -> Option<st
 pub fn real_path(file: &File) -> Option<std::path::PathBuf> {
     std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())).ok()
 }
+
+/// A descriptor that becomes readable when `pid` exits (`pidfd_open`,
+/// Linux 5.3), so a child's end is an event in the poll and no signal is
+/// needed. `None` where the kernel has none.
+pub fn pidfd_open(pid: u32) -> Option<std::os::fd::OwnedFd> {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let pid = libc::pid_t::try_from(pid).ok()?;
+    // SAFETY: a plain syscall; the result is checked.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    let fd = i32::try_from(fd).ok().filter(|&fd| fd >= 0)?;
+    // SAFETY: a fresh descriptor, owned from here on.
+    Some(unsafe { OwnedFd::from_raw_fd(fd) })
+}

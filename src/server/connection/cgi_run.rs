@@ -2,11 +2,12 @@
 //! body into it and its output back out, each through a bounded buffer, so
 //! that a slow client stops the script and a slow script stops the client.
 
+use super::flow::{OwnedHead, ReqInfo};
 use super::{ChildEvent, Connection, Shared, Skip, Source, State, Step};
-use crate::handlers::cgi::{self, OutputParse};
-use crate::proto::request::{self, BodyFraming, Version};
+use crate::handler::{CgiCommand, Exchange, Next, Protocol};
+use crate::proto::cgi::{self, OutputParse};
+use crate::proto::request::{BodyFraming, Version};
 use crate::proto::response::{Head, status_has_body};
-use crate::respond::{self, Body, CgiRequest, Request};
 use crate::server::child;
 use mio::unix::pipe::{Receiver, Sender};
 use mio::{Interest, Token};
@@ -60,9 +61,6 @@ pub(super) struct CgiRun {
 /// After the script exits, how long what it started may keep its output
 /// open before the response is ended and its process group stopped.
 pub(super) const STRAY_GRACE: Duration = Duration::from_secs(1);
-/// Pipelined request bytes held while a script runs; beyond this the
-/// socket is not read until the response is done.
-const PIPELINE_HOLD: usize = 16 * 1024;
 
 impl CgiRun {
     /// Whether the script's group may still hold its pipes.
@@ -79,20 +77,29 @@ impl Connection {
     /// start is a 500.
     pub(super) fn start_cgi(
         &mut self,
-        request: CgiRequest,
+        command: CgiCommand,
+        info: &ReqInfo,
+        body_len: u64,
         close: bool,
-        raw_line: &[u8],
         sh: &mut Shared,
     ) {
-        let mut child = match child::spawn(&request.launch) {
+        let raw_line = info.raw_line;
+        let chunked_ok = sh.config.protocol == Protocol::Http11 && info.version >= Version::HTTP_11;
+        let mut child = match child::spawn(&command) {
             Ok(child) => child,
             Err(e) if crate::server::sys::is_out_of_descriptors(&e) => {
-                self.cgi_failed(503, "Server busy: out of file descriptors", raw_line, sh);
+                self.cgi_failed_on(
+                    503,
+                    "Server busy: out of file descriptors",
+                    raw_line,
+                    info.method_head,
+                    sh,
+                );
                 return;
             }
             Err(e) => {
                 let message = format!("CGI script could not be started: {e}");
-                self.cgi_failed(500, &message, raw_line, sh);
+                self.cgi_failed_on(500, &message, raw_line, info.method_head, sh);
                 return;
             }
         };
@@ -119,7 +126,7 @@ impl Connection {
         });
         if let Err(e) = registered {
             let message = format!("CGI script could not be watched: {e}");
-            self.cgi_failed(500, &message, raw_line, sh);
+            self.cgi_failed_on(500, &message, raw_line, info.method_head, sh);
             return;
         }
         self.deadline = deadline;
@@ -129,16 +136,16 @@ impl Connection {
             stdout: Some(child.stdout),
             stdin_ready: true,
             stdout_ready: true,
-            body_left: request.body_len,
+            body_left: if command.with_body { body_len } else { 0 },
             to_child: Vec::new(),
             head: Vec::new(),
             framing: Framing::Pending,
-            head_only: request.head_only,
-            chunked_ok: request.chunked_ok,
+            head_only: info.method_head,
+            chunked_ok,
             close,
             raw_line: raw_line.to_vec(),
             deadline,
-            announce_keep_alive: request.version < Version::HTTP_11,
+            announce_keep_alive: info.version < Version::HTTP_11,
             exited: None,
         }));
     }
@@ -152,17 +159,44 @@ impl Connection {
         raw_line: &[u8],
         sh: &mut Shared,
     ) {
-        let rejection = request::Rejection {
-            status,
-            message: Some(message.to_owned()),
-            explain: None,
-            before_version: false,
-        };
         let head_only = matches!(&self.state, State::Cgi(run) if run.head_only);
+        self.cgi_failed_on(status, message, raw_line, head_only, sh);
+    }
+
+    fn cgi_failed_on(
+        &mut self,
+        status: u16,
+        message: &str,
+        raw_line: &[u8],
+        head_only: bool,
+        sh: &mut Shared,
+    ) {
+        let head = OwnedHead::synthetic(
+            if head_only { b"HEAD" } else { b"GET" },
+            b"/",
+            b"HTTP/1.0",
+            self.peer,
+        );
         let mut page = Vec::new();
-        let reply = respond::reject(sh.site, sh.clock, &rejection, head_only, &mut page);
-        self.log(sh, raw_line, &reply);
+        head.with_req(|req| {
+            let mut ex = Exchange::new(
+                req,
+                &mut page,
+                sh.held,
+                sh.config,
+                sh.clock.http_date(),
+                sh.clock.unix_secs(),
+                false,
+                None,
+                None,
+            );
+            ex.send_error(status, Some(message), None);
+            ex.finish()
+        });
+        sh.log.error(sh.clock, self.peer.ip(), status, message);
+        sh.log.request(sh.clock, self.peer.ip(), raw_line, status);
         self.out.extend_from_slice(&page);
+        self.clean_close = false;
         self.state = State::Closing;
     }
 
@@ -208,48 +242,24 @@ impl Connection {
         })
     }
 
-    /// Once the request body is in, reads what the client sends while the
-    /// script runs: the end of its input means it has left (RFC 9112 9.6
-    /// allows a server to treat it so, as nginx does), and the script is
-    /// stopped rather than left to run to its deadline. Pipelined requests
-    /// are kept for after the response, up to a bound.
+    /// Once the request body is in, watches the client: one that leaves
+    /// stops the script (the reactor stops its group when we close).
     fn cgi_watch_client(&mut self, sh: &mut Shared) -> io::Result<bool> {
         let State::Cgi(run) = &self.state else {
             return Ok(false);
         };
-        if run.body_left > 0 || !self.readable {
+        if run.body_left > 0 {
             return Ok(false);
         }
-        let room = PIPELINE_HOLD.saturating_sub(self.inbuf.len());
-        if room == 0 {
-            // Not read now; a client that has also closed is seen later.
-            return Ok(false);
-        }
-        let want = room.min(sh.rbuf.len());
-        match self.socket.read(&mut sh.rbuf[..want]) {
-            Ok(0) => {
-                self.peer_closed = true;
+        self.watch_client(sh).inspect_err(|_| {
+            if self.peer_closed {
                 sh.log.note(
                     sh.clock,
-                    self.peer,
+                    self.peer.ip(),
                     "Client closed the connection; CGI script stopped",
                 );
-                Err(io::ErrorKind::UnexpectedEof.into())
             }
-            Ok(n) => {
-                self.inbuf.extend_from_slice(&sh.rbuf[..n]);
-                if n < want && !self.read_closed {
-                    self.readable = false;
-                }
-                Ok(true)
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                self.readable = false;
-                Ok(false)
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(true),
-            Err(e) => Err(e),
-        }
+        })
     }
 
     /// Moves request body bytes from the client into the script's buffer.
@@ -414,33 +424,71 @@ impl Connection {
             return;
         };
         self.skip = Skip::from(BodyFraming::Length(run.body_left));
-        let req = Request {
-            peer: self.peer,
-            raw_line: &run.raw_line,
-            line: request::RequestLine {
-                method: if run.head_only { b"HEAD" } else { b"GET" },
-                target,
-                version: if run.chunked_ok {
-                    Version::HTTP_11
-                } else {
-                    Version::HTTP_10
-                },
-            },
-            headers: &[],
-            framing: BodyFraming::NONE,
+        let method: &[u8] = if run.head_only { b"HEAD" } else { b"GET" };
+        let version: &[u8] = if run.chunked_ok {
+            b"HTTP/1.1"
+        } else {
+            b"HTTP/1.0"
         };
-        let mut reply = respond::respond(sh.site, sh.clock, &req, &mut self.out, sh.scratch);
-        if matches!(reply.body, Body::Cgi(_)) {
-            self.out.clear();
+        let head = OwnedHead::synthetic(method, target, version, self.peer);
+        let crate::server::Dispatch::Loop(handler) = sh.handler else {
+            self.state = State::Cgi(run);
+            let raw_line = self.child_raw_line();
+            self.cgi_failed(
+                502,
+                "CGI local redirect on a threaded server",
+                &raw_line,
+                sh,
+            );
+            return;
+        };
+        let handler = std::rc::Rc::clone(handler);
+        let before = sh.wbuf.len();
+        let outcome = head.with_req(|req| {
+            let mut ex = Exchange::new(
+                req,
+                sh.wbuf,
+                sh.held,
+                sh.config,
+                sh.clock.http_date(),
+                sh.clock.unix_secs(),
+                !run.close,
+                Some(sh.services),
+                None,
+            );
+            handler.handle(&mut ex);
+            ex.finish()
+        });
+        let Some(mut outcome) = outcome else {
+            return;
+        };
+        if !matches!(
+            outcome.next,
+            Next::Nothing | Next::File { .. } | Next::Stream(_) | Next::LocalStream(_)
+        ) {
+            // Another script, or an answer that would come later: not in
+            // place of a script's output.
+            sh.wbuf.truncate(before);
             self.state = State::Cgi(run);
             let raw_line = self.child_raw_line();
             self.cgi_failed(502, "CGI local redirect to another script", &raw_line, sh);
             return;
         }
-        self.log(sh, &run.raw_line, &reply);
-        reply.close |= run.close;
-        reply.discard = BodyFraming::NONE;
-        self.after_reply(reply, &run.raw_line, sh);
+        outcome.close |= run.close;
+        let info = ReqInfo {
+            raw_line: &run.raw_line,
+            framing: BodyFraming::NONE,
+            method_head: run.head_only,
+            version: if run.chunked_ok {
+                Version::HTTP_11
+            } else {
+                Version::HTTP_10
+            },
+        };
+        self.proceed_public(outcome, info, sh);
+        // Written where answers to requests are gathered; sent from here.
+        self.out.extend_from_slice(sh.wbuf);
+        sh.wbuf.clear();
     }
 
     pub(super) fn child_raw_line(&self) -> Vec<u8> {
@@ -456,7 +504,7 @@ impl Connection {
         let State::Cgi(run) = &mut self.state else {
             return;
         };
-        let proto = sh.site.protocol.as_str();
+        let proto = sh.config.protocol.as_str();
         let status = head.status;
         run.framing = if run.head_only || !status_has_body(status) {
             Framing::Discard
@@ -475,7 +523,9 @@ impl Connection {
             (None, code) => crate::proto::status::phrase(code).as_bytes(),
         };
         let date = sh.clock.http_date();
-        let mut out = Head::with_reason(&mut self.out, proto, status, reason, false, date);
+        let mut out = Head::status_line_only(&mut self.out, proto, status, reason, false);
+        out.header("Server", sh.config.server.as_bytes());
+        out.header("Date", date);
         for (name, value) in &head.headers {
             if let Ok(name) = std::str::from_utf8(name) {
                 out.header(name, value);
@@ -484,7 +534,7 @@ impl Connection {
         if run.announce_keep_alive && !run.close {
             out.header("Connection", b"keep-alive");
         }
-        out.raw(&sh.site.extra_headers);
+        out.raw(&sh.config.extra_headers);
         match run.framing {
             Framing::Length(len) => {
                 out.header_num("Content-Length", len);
@@ -506,11 +556,12 @@ impl Connection {
             }
             Framing::UntilClose | Framing::Pending => {}
         }
-        if run.close && sh.site.protocol == respond::Protocol::Http11 {
+        if run.close && sh.config.protocol == Protocol::Http11 {
             out.header("Connection", b"close");
         }
         out.finish();
-        sh.log.request(sh.clock, self.peer, &run.raw_line, status);
+        sh.log
+            .request(sh.clock, self.peer.ip(), &run.raw_line, status);
     }
 }
 
