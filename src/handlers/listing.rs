@@ -166,7 +166,7 @@ impl Build {
         }
     }
 
-    /// Reads the next [`STEP_ENTRIES`] entries (at most once per `now`, the
+    /// Reads the next `STEP_ENTRIES` entries (at most once per `now`, the
     /// time of this turn of the loop), sorting them all after the last.
     pub fn step(&mut self, now: Instant) -> Progress<'_> {
         if matches!(self.state, BuildState::Reading(_)) && self.last_step != Some(now) {

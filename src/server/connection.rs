@@ -3,7 +3,7 @@
 //! The connection owns its socket, the bytes it has received but not yet
 //! used, and the bytes it could not send yet. What it answers comes from
 //! the handler, through an [`Exchange`]; this module only moves bytes and
-//! keeps time. Buffers the reactor lends ([`Shared`]) carry the common
+//! keeps time. Buffers the reactor lends (`Shared`) carry the common
 //! case, so a connection that is waiting for its next request owns no
 //! buffer at all.
 

@@ -7,7 +7,7 @@
 //! The log never blocks the loop: stderr may be a pipe nobody reads (a
 //! supervisor that captures it and stalls, a test harness), a terminal
 //! paused with Ctrl-S, or a socket. Writes go through a descriptor of our
-//! own that never blocks ([`Sink`]); what cannot be written waits in a
+//! own that never blocks (`Sink`); what cannot be written waits in a
 //! buffer of at most [`MAX_PENDING`] bytes; when that is full, lines are
 //! dropped and counted, and the count is logged once stderr drains.
 

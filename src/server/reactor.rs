@@ -46,7 +46,7 @@ const KILL_GRACE: Duration = Duration::from_secs(2);
 /// heads, pipelined requests): Python's per-line limits allow 135 KiB for
 /// one head, and 800 clients each holding one would take 106 MB. Past
 /// this, the connection whose head has been coming in the longest (of
-/// those holding more than [`SMALL_INPUT`]) gets 431.
+/// those holding more than `SMALL_INPUT`) gets 431.
 pub const INPUT_BUDGET: usize = 16 << 20;
 /// A connection holding less input than this is never picked to make room
 /// in the input budget.
