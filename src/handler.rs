@@ -209,6 +209,12 @@ impl<'a> Headers<'a> {
         list.iter().map(|h| (h.name, lossy(h.value)))
     }
 
+    /// Every `(name, value)` as bytes, in the order they came.
+    pub fn iter_bytes(&self) -> impl Iterator<Item = (&'a [u8], &'a [u8])> + 'a {
+        let list = self.list;
+        list.iter().map(|h| (h.name.as_bytes(), h.value))
+    }
+
     pub fn len(&self) -> usize {
         self.list.len()
     }
@@ -649,9 +655,13 @@ impl<'a> Exchange<'a> {
         if self.head != HeadState::Open {
             return;
         }
+        // A HEAD answer of unknown length is held like any other, so its
+        // head says the length the GET answer would have: the body is
+        // dropped then.
+        let head_needs_length = self.is_head() && status_has_body(self.status);
         if self.length.is_some()
             || self.chunked_by_handler
-            || self.bodyless()
+            || (self.bodyless() && !head_needs_length)
             || self.delimited_by_close()
         {
             // A 205 must say its body is empty (RFC 9110 15.3.6).
@@ -810,6 +820,12 @@ impl<'a> Exchange<'a> {
         if self.req.framing == BodyFraming::NONE {
             return then(self, Vec::new());
         }
+        if self.body_length().is_some_and(|n| n > limit) {
+            // Said too large up front: refused before a byte is read (and
+            // with no `100 Continue`).
+            self.send_error(413, None, None);
+            return;
+        }
         self.next = Next::ReadBody {
             limit,
             then: Box::new(then),
@@ -903,7 +919,9 @@ impl<'a> Exchange<'a> {
                 chunked = true;
             }
             self.write_server_headers(length, chunked);
-            if chunked && !self.held.is_empty() {
+            if bodyless {
+                self.held.clear();
+            } else if chunked && !self.held.is_empty() {
                 let mut piece = std::mem::take(self.held);
                 write_chunk(self.out, &piece);
                 piece.clear();

@@ -168,6 +168,10 @@ impl Connection {
                 return;
             }
         };
+        if let Some(rejection) = super::refuse_line(&line, sh.config) {
+            self.reject(&rejection, false, raw_line, sh);
+            return;
+        }
         let mut headers = [EMPTY_HEADER; MAX_HEADER_LINES];
         let checked = request::parse_headers(&head[line_end..], &mut headers).and_then(|n| {
             let framing = request::body_framing(line.version, &headers[..n])?;
