@@ -61,11 +61,13 @@
 //! [`cli`], the command line, on top.
 
 pub mod cli;
+pub mod form;
 pub mod handler;
 pub mod handlers;
 pub mod proto;
 pub mod server;
 
+pub use form::{Form, FormLimits, UploadedFile};
 pub use handler::{
     BodyError, BodyHandler, BodySource, CgiCommand, Config, Exchange, ExpectContinue, Handler,
     Headers, Poll, Protocol,

@@ -145,7 +145,7 @@ impl ChunkedDecoder {
                         }
                         b';' | b' ' | b'\t' if *digits > 0 => *in_ext = true,
                         _ => {
-                            let Some(v) = hex(b) else {
+                            let Some(v) = super::hex_digit(b) else {
                                 return Err(ChunkedError("bad chunk size"));
                             };
                             if *digits == 16 {
@@ -191,15 +191,6 @@ impl ChunkedDecoder {
             }
         }
         Ok(pos)
-    }
-}
-
-fn hex(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
     }
 }
 

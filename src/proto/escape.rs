@@ -22,15 +22,23 @@ pub fn push_html(out: &mut Vec<u8>, text: &[u8]) {
 /// Python's `repr()` of the string made by decoding `bytes` as Latin-1, which
 /// is how `http.server` quotes request words in its error messages.
 pub fn py_repr_latin1(bytes: &[u8]) -> String {
-    let quote = if bytes.contains(&b'\'') && !bytes.contains(&b'"') {
+    py_repr_str(&latin1_chars(bytes).collect::<String>())
+}
+
+/// Python's `repr()` of a string (`{!r}` in a format): quoted with `'`
+/// (or `"` if it holds only `'`), backslashes and controls escaped.
+/// Python's test of which characters print is its Unicode table; this one
+/// knows the controls, separators and format characters that matter in
+/// names, and prints the rest.
+pub fn py_repr_str(text: &str) -> String {
+    let quote = if text.contains('\'') && !text.contains('"') {
         '"'
     } else {
         '\''
     };
-    let mut s = String::with_capacity(bytes.len() + 2);
+    let mut s = String::with_capacity(text.len() + 2);
     s.push(quote);
-    for &b in bytes {
-        let c = char::from(b);
+    for c in text.chars() {
         match c {
             '\\' => s.push_str("\\\\"),
             '\t' => s.push_str("\\t"),
@@ -40,15 +48,37 @@ pub fn py_repr_latin1(bytes: &[u8]) -> String {
                 s.push('\\');
                 s.push(c);
             }
-            // Latin-1 characters Python does not consider printable.
-            _ if b < 0x20 || (0x7f..=0xa0).contains(&b) || b == 0xad => {
-                s.push_str(&format!("\\x{b:02x}"));
+            _ if !py_printable(c) => {
+                let code = u32::from(c);
+                let escaped = if code < 0x100 {
+                    format!("\\x{code:02x}")
+                } else if code < 0x10000 {
+                    format!("\\u{code:04x}")
+                } else {
+                    format!("\\U{code:08x}")
+                };
+                s.push_str(&escaped);
             }
             _ => s.push(c),
         }
     }
     s.push(quote);
     s
+}
+
+fn py_printable(c: char) -> bool {
+    let code = u32::from(c);
+    !(c.is_control()
+        || code == 0xa0
+        || code == 0xad
+        || code == 0x1680
+        || (0x2000..=0x200f).contains(&code)
+        || (0x2028..=0x202f).contains(&code)
+        || (0x205f..=0x206f).contains(&code)
+        || code == 0x3000
+        || code == 0xfeff
+        || (0xe000..=0xf8ff).contains(&code)
+        || (0xfff0..=0xfffb).contains(&code))
 }
 
 /// Appends `chars` as Python 3.12+'s `log_message` writes them: C0 and C1
@@ -98,6 +128,23 @@ mod tests {
             py_repr_latin1(b"\xe9\xa0\xad\xff"),
             "'\u{e9}\\xa0\\xad\u{ff}'"
         );
+    }
+
+    #[test]
+    fn str_repr_matches_python() {
+        // Expected values are what Python 3.11 prints for repr(s).
+        for (text, want) in [
+            ("a.py", "'a.py'"),
+            ("it's", "\"it's\""),
+            ("say \"hi\" it's", "'say \"hi\" it\\'s'"),
+            ("tab\there", "'tab\\there'"),
+            ("\u{e9} \u{fc} \u{2713}", "'\u{e9} \u{fc} \u{2713}'"),
+            ("\0\u{7f}\u{a0}\u{ad}", "'\\x00\\x7f\\xa0\\xad'"),
+            ("\u{2028}\u{feff}\u{1f600}", "'\\u2028\\ufeff\u{1f600}'"),
+            ("back\\slash", "'back\\\\slash'"),
+        ] {
+            assert_eq!(py_repr_str(text), want, "{text:?}");
+        }
     }
 
     #[test]

@@ -86,8 +86,8 @@ fn percent_decode_into(input: &[u8], out: &mut Vec<u8>) {
         let b = input[i];
         if b == b'%'
             && let (Some(hi), Some(lo)) = (
-                input.get(i + 1).and_then(|&h| hex_value(h)),
-                input.get(i + 2).and_then(|&l| hex_value(l)),
+                input.get(i + 1).and_then(|&h| super::hex_digit(h)),
+                input.get(i + 2).and_then(|&l| super::hex_digit(l)),
             )
         {
             out.push(hi << 4 | lo);
@@ -96,15 +96,6 @@ fn percent_decode_into(input: &[u8], out: &mut Vec<u8>) {
         }
         out.push(b);
         i += 1;
-    }
-}
-
-fn hex_value(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
     }
 }
 

@@ -416,3 +416,45 @@ pub fn pidfd_open(pid: u32) -> Option<std::os::fd::OwnedFd> {
     // SAFETY: a fresh descriptor, owned from here on.
     Some(unsafe { OwnedFd::from_raw_fd(fd) })
 }
+
+/// A file in `dir` that has no name (`O_TMPFILE`): nothing to clean up,
+/// whatever happens to the process. Where the filesystem cannot do that, a
+/// file made with `O_EXCL` and unlinked at once.
+pub fn temp_file(dir: &std::path::Path) -> io::Result<File> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut scratch = Vec::new();
+    if !c_path(dir.as_os_str().as_bytes(), &mut scratch) {
+        return Err(io::Error::from(io::ErrorKind::InvalidInput));
+    }
+    let flags = libc::O_TMPFILE | libc::O_RDWR | libc::O_CLOEXEC;
+    // SAFETY: `scratch` is NUL-terminated; the result is checked.
+    let fd = unsafe { libc::open(scratch.as_ptr().cast(), flags, 0o600) };
+    if fd >= 0 {
+        // SAFETY: a fresh descriptor, owned from here on.
+        return Ok(unsafe { File::from_raw_fd(fd) });
+    }
+    let e = io::Error::last_os_error();
+    if !matches!(
+        e.raw_os_error(),
+        Some(libc::EOPNOTSUPP | libc::EISDIR | libc::EINVAL)
+    ) {
+        return Err(e);
+    }
+    static COUNT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    for _ in 0..16 {
+        let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = dir.join(format!(".tinyserve-upload-{}-{n}", std::process::id()));
+        let mut options = std::fs::OpenOptions::new();
+        options.read(true).write(true).create_new(true);
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        match options.open(&path) {
+            Ok(file) => {
+                std::fs::remove_file(&path)?;
+                return Ok(file);
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(io::Error::from(io::ErrorKind::AlreadyExists))
+}
