@@ -1,96 +1,19 @@
 //! The command line, as Python 3.13's `python3 -m http.server` has it, and
 //! the start-up: bind, print the banner, serve.
 
+mod args;
+
+pub use args::{Cli, MAX_TIMEOUT_SECS};
+
 use crate::handler::{Exchange, ExpectContinue, Handler, Protocol};
 use crate::handlers::cgi::CgiHandler;
 use crate::handlers::files::FileHandler;
 use crate::server::{ServerBuilder, Timeouts};
-use clap::Parser;
 use std::fmt;
 use std::io::{self, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
-
-/// Serve a directory over HTTP: a fast, single-threaded drop-in for
-/// `python3 -m http.server`.
-#[derive(Parser, Debug)]
-#[command(name = "tinyserve", version, about, long_about = None)]
-pub struct Cli {
-    /// bind to this port (0 picks a free one)
-    #[arg(default_value_t = 8000, value_name = "PORT")]
-    pub port: u16,
-
-    /// bind to this address: IPv4, IPv6 or a host name [default: all interfaces, IPv6 and IPv4]
-    #[arg(short = 'b', long = "bind", value_name = "ADDRESS")]
-    pub bind: Option<String>,
-
-    /// serve this directory [default: current directory]
-    #[arg(short = 'd', long = "directory", value_name = "DIR")]
-    pub directory: Option<PathBuf>,
-
-    /// conform to this HTTP version; HTTP/1.0 closes every connection, as Python's default does
-    #[arg(short = 'p', long = "protocol", value_name = "VERSION", default_value = "HTTP/1.1",
-          value_parser = ["HTTP/1.0", "HTTP/1.1"])]
-    pub protocol: String,
-
-    /// run as CGI server: scripts in /cgi-bin and /htbin
-    #[arg(long)]
-    pub cgi: bool,
-
-    /// seconds a CGI script may run before it is terminated
-    #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = seconds())]
-    pub cgi_timeout: u64,
-
-    /// no access log
-    #[arg(short = 'q', long)]
-    pub quiet: bool,
-
-    /// add this header to every response, e.g. -H 'X-Frame-Options: DENY' (repeatable); not one the server sets itself (Content-Length, Transfer-Encoding, Connection, Content-Type, Date, Server...)
-    #[arg(short = 'H', long = "header", value_name = "'NAME: VALUE'")]
-    pub headers: Vec<String>,
-
-    /// allow any origin: Access-Control-Allow-Origin: * and answers to preflight OPTIONS
-    #[arg(long)]
-    pub cors: bool,
-
-    /// send Cache-Control: no-store, so browsers always fetch the latest version
-    #[arg(long)]
-    pub no_cache: bool,
-
-    /// refuse (404) symlinks whose target lies outside the served directory
-    #[arg(long)]
-    pub contain_symlinks: bool,
-
-    /// directory listings with sizes and times, sortable (?sort=name|size|time&order=desc), for phones and dark mode
-    #[arg(long)]
-    pub rich_listing: bool,
-
-    /// seconds a client may take to send a request head
-    #[arg(long, value_name = "SECONDS", default_value_t = 10, value_parser = seconds())]
-    pub header_timeout: u64,
-
-    /// seconds an idle keep-alive connection is kept open
-    #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = seconds())]
-    pub idle_timeout: u64,
-
-    /// seconds a response may stall because the client does not read
-    #[arg(long, value_name = "SECONDS", default_value_t = 30, value_parser = seconds())]
-    pub send_timeout: u64,
-
-    /// most connections at once [default: from the open-file limit]
-    #[arg(long, value_name = "N")]
-    pub max_connections: Option<usize>,
-}
-
-/// The longest timeout accepted: a year. Anything longer is a mistake, and
-/// far longer (2^63 seconds) would not fit in a deadline.
-pub const MAX_TIMEOUT_SECS: u64 = 365 * 86_400;
-
-fn seconds() -> clap::builder::RangedU64ValueParser<u64> {
-    clap::value_parser!(u64).range(1..=MAX_TIMEOUT_SECS)
-}
 
 /// Headers the server writes itself, per response: `-H` may not add a
 /// second one (two `Content-Length`s would let clients disagree on where
@@ -123,18 +46,18 @@ impl fmt::Display for StartError {
 }
 
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(e) => {
-            use clap::error::ErrorKind;
-            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
-                let _ = e.print();
-                return ExitCode::SUCCESS;
-            }
-            let text = e.to_string();
-            let first = text.lines().next().unwrap_or("bad arguments");
-            let first = first.strip_prefix("error: ").unwrap_or(first);
-            eprintln!("tinyserve: {first} (see --help)");
+    let cli = match args::parse(std::env::args_os().skip(1)) {
+        args::Parsed::Run(cli) => cli,
+        args::Parsed::Help => {
+            print!("{}", args::HELP);
+            return ExitCode::SUCCESS;
+        }
+        args::Parsed::Version => {
+            println!("tinyserve {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        args::Parsed::Error(e) => {
+            eprintln!("tinyserve: {e} (see --help)");
             return ExitCode::from(2);
         }
     };
@@ -267,14 +190,10 @@ fn preflight(r: &mut Exchange, cgi: bool) {
 
 /// `token *( OWS "," OWS token )`, nothing else.
 fn is_token_list(value: &[u8]) -> bool {
-    let is_token = |t: &[u8]| {
-        !t.is_empty()
-            && t.iter()
-                .all(|&b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-    };
+    use crate::proto::request::{is_token, trim_ows};
     value
         .split(|&b| b == b',')
-        .all(|item| is_token(crate::proto::request::trim_ows(item)))
+        .all(|item| is_token(trim_ows(item)))
 }
 
 /// The headers `-H`, `--cors` and `--no-cache` add to every response.
@@ -287,8 +206,7 @@ fn extra_headers(cli: &Cli) -> Result<Vec<(String, String)>, StartError> {
             .split_once(':')
             .ok_or_else(|| bad("expected 'Name: value'"))?;
         let name = name.trim();
-        let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
-        if name.is_empty() || !name.chars().all(token) {
+        if !crate::proto::request::is_token(name.as_bytes()) {
             return Err(bad("the name must be a token (letters, digits, -...)"));
         }
         if value.chars().any(|c| c.is_control() && c != '\t') {
