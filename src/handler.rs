@@ -582,11 +582,17 @@ impl<'a> Exchange<'a> {
         self.head_start = self.out.len();
         self.status = code;
         let http09 = self.req.line.version == Version::Http09;
-        let mut head =
-            Head::status_line_only(self.out, self.cfg.protocol.as_str(), code, reason, http09);
-        head.header("Server", self.cfg.server.as_bytes());
-        head.header("Date", self.date);
-        head.raw(&self.cfg.extra_headers);
+        Head::status_line_only(self.out, self.cfg.protocol.as_str(), code, reason, http09);
+        if !http09 {
+            // Both made by the server (`server_version` takes out control
+            // characters): no need to check them on every answer.
+            self.out.extend_from_slice(b"Server: ");
+            self.out.extend_from_slice(self.cfg.server.as_bytes());
+            self.out.extend_from_slice(b"\r\nDate: ");
+            self.out.extend_from_slice(self.date);
+            self.out.extend_from_slice(b"\r\n");
+            self.out.extend_from_slice(&self.cfg.extra_headers);
+        }
         self.head = HeadState::Open;
     }
 
@@ -603,7 +609,7 @@ impl<'a> Exchange<'a> {
         if self.head != HeadState::Open || !is_token(name) {
             return;
         }
-        if value.iter().any(|&b| matches!(b, b'\r' | b'\n' | 0)) {
+        if crate::proto::response::has_line_break(value) {
             return;
         }
         if name.eq_ignore_ascii_case("Content-Length") {
@@ -985,10 +991,7 @@ pub(crate) fn write_chunk(out: &mut Vec<u8>, data: &[u8]) {
 }
 
 fn is_token(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    request::is_token(name.as_bytes())
 }
 
 /// Python's `wfile`: body bytes through `std::io::Write`.

@@ -53,13 +53,7 @@ fn is_ctl(b: u8) -> bool {
     (b < 0x20 && b != b'\t') || b == 0x7f
 }
 
-/// An RFC 9110 token (a field name).
-fn is_token(name: &[u8]) -> bool {
-    !name.is_empty()
-        && name
-            .iter()
-            .all(|&b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-}
+use super::request::is_token;
 
 /// Parses the header block at the start of a script's output. Anything a
 /// client could read differently from us is refused (502): a control byte

@@ -73,11 +73,15 @@ impl<'a> Head<'a> {
             push_decimal(out, u64::from(code));
             out.push(b' ');
             // A reason can never end the line early.
-            out.extend(
-                reason
-                    .iter()
-                    .map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
-            );
+            if memchr::memchr2(b'\r', b'\n', reason).is_none() {
+                out.extend_from_slice(reason);
+            } else {
+                out.extend(
+                    reason
+                        .iter()
+                        .map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
+                );
+            }
             out.extend_from_slice(b"\r\n");
         }
         Head { out, http09 }
@@ -88,7 +92,7 @@ impl<'a> Head<'a> {
     /// splitting). Callers validate what they copy from a request or a
     /// script; this is the last line of defence, not the first.
     pub fn header(&mut self, name: &str, value: &[u8]) -> &mut Self {
-        if !self.http09 && !value.iter().any(|&b| matches!(b, b'\r' | b'\n' | 0)) {
+        if !self.http09 && !has_line_break(value) {
             self.out.extend_from_slice(name.as_bytes());
             self.out.extend_from_slice(b": ");
             self.out.extend_from_slice(value);
@@ -121,6 +125,11 @@ impl<'a> Head<'a> {
             self.out.extend_from_slice(b"\r\n");
         }
     }
+}
+
+/// Holds CR, LF or NUL: a byte that could end a header line early.
+pub fn has_line_break(value: &[u8]) -> bool {
+    memchr::memchr3(b'\r', b'\n', 0, value).is_some()
 }
 
 /// Appends `n` in decimal; `write!` costs several times as much, and this

@@ -140,17 +140,20 @@ impl ServerBuilder {
     }
 
     /// The `Server` header (Python's `server_version` and `sys_version`).
+    /// Control characters become spaces: the value goes out as it is.
     pub fn server_version(mut self, version: &str) -> ServerBuilder {
-        self.config.server = version.into();
+        let clean: String = version
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        self.config.server = clean.into();
         self
     }
 
     /// A header sent on every response. Names that are not tokens and
     /// values with control bytes are refused.
     pub fn header(mut self, name: &str, value: &str) -> io::Result<ServerBuilder> {
-        let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
-        if name.is_empty()
-            || !name.chars().all(token)
+        if !crate::proto::request::is_token(name.as_bytes())
             || value.chars().any(|c| c.is_control() && c != '\t')
         {
             return Err(io::Error::new(

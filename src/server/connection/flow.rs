@@ -7,7 +7,7 @@ use super::{Connection, Progress, Shared, Skip, State, Step, keep_alive};
 use crate::handler::{BodyHandler, Exchange, ExpectContinue, Next, Outcome, Poll, Protocol, Req};
 use crate::proto::chunked::ChunkedDecoder;
 use crate::proto::request::{
-    self, BodyFraming, EMPTY_HEADER, MAX_HEADER_LINES, Rejection, Version,
+    self, BodyFraming, EMPTY_HEADER, FEW_HEADER_LINES, Rejection, Version,
 };
 use crate::server::Dispatch;
 use crate::server::workers::{Answer, Job, WorkerNext};
@@ -68,13 +68,14 @@ impl OwnedHead {
     pub(crate) fn with_req<T>(&self, f: impl FnOnce(Req) -> T) -> Option<T> {
         let line = &self.bytes[..self.line_end];
         let parsed = request::parse_request_line(line).ok()??;
-        let mut headers = [EMPTY_HEADER; MAX_HEADER_LINES];
-        let n = request::parse_headers(&self.bytes[self.line_end..], &mut headers).ok()?;
+        let (mut few, mut many) = ([EMPTY_HEADER; FEW_HEADER_LINES], None);
+        let headers =
+            request::parse_headers_into(&self.bytes[self.line_end..], &mut few, &mut many).ok()?;
         Some(f(Req {
             peer: self.peer,
             raw_line: request::trim_line_end(line),
             line: parsed,
-            headers: &headers[..n],
+            headers,
             framing: self.framing,
         }))
     }
@@ -172,23 +173,25 @@ impl Connection {
             self.reject(&rejection, false, raw_line, sh);
             return;
         }
-        let mut headers = [EMPTY_HEADER; MAX_HEADER_LINES];
-        let checked = request::parse_headers(&head[line_end..], &mut headers).and_then(|n| {
-            let framing = request::body_framing(line.version, &headers[..n])?;
-            if sh.config.require_host
-                && line.version >= Version::HTTP_11
-                && request::header(&headers[..n], "Host").is_none()
-            {
-                return Err(Rejection {
-                    status: 400,
-                    message: Some("Missing Host header".into()),
-                    explain: None,
-                    before_version: false,
-                });
-            }
-            Ok((n, framing))
-        });
-        let (count, framing) = match checked {
+        let (mut few, mut many) = ([EMPTY_HEADER; FEW_HEADER_LINES], None);
+        let checked = request::parse_headers_into(&head[line_end..], &mut few, &mut many).and_then(
+            |headers| {
+                let framing = request::body_framing(line.version, headers)?;
+                if sh.config.require_host
+                    && line.version >= Version::HTTP_11
+                    && request::header(headers, "Host").is_none()
+                {
+                    return Err(Rejection {
+                        status: 400,
+                        message: Some("Missing Host header".into()),
+                        explain: None,
+                        before_version: false,
+                    });
+                }
+                Ok((headers, framing))
+            },
+        );
+        let (headers, framing) = match checked {
             Ok(found) => found,
             Err(rejection) => {
                 // Where this request ends is in doubt: answer and close, so
@@ -197,7 +200,6 @@ impl Connection {
                 return;
             }
         };
-        let headers = &headers[..count];
         let keep = keep_alive(sh.config.protocol, &line, headers);
         let expects_continue = expects_continue(sh.config.protocol, &line, headers);
         if expects_continue && sh.config.expect_continue == ExpectContinue::Always {
