@@ -115,6 +115,10 @@ fn start(cli: &Cli) -> Result<(), StartError> {
         .local_addr()
         .map_err(|e| StartError(format!("cannot read the bound address: {e}")))?;
     print_banner(addr);
+    // Start-up (argument parsing, the dynamic loader's work, glibc's own
+    // set-up) touched pages the loop never needs again: let them go, so
+    // an idle server's RSS is what serving uses (README, "Memory").
+    crate::server::sys::release_clean_file_pages();
     server
         .serve_forever()
         .map_err(|e| StartError(format!("event loop failed: {e}")))
