@@ -33,12 +33,13 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The ceilings a form is read under.
 #[derive(Debug, Clone)]
 pub struct FormLimits {
-    /// All field values together, and the whole of a urlencoded body
-    /// (held in memory).
+    /// All field values together, with every part's name, file name and
+    /// type; and the whole of a urlencoded body (held in memory).
     pub max_fields: u64,
     /// All uploaded files together.
     pub max_files: u64,
@@ -50,6 +51,10 @@ pub struct FormLimits {
     pub max_memory: u64,
     /// Where the temporary file goes (`None`: `std::env::temp_dir()`).
     pub temp_dir: Option<PathBuf>,
+    /// All forms' temporary files together, in this process, at any one
+    /// time: past it an upload is refused with 507 (the disk is not
+    /// filled by many uploads at once).
+    pub max_temp_total: u64,
     /// Keep urlencoded fields with empty values (Python's
     /// `keep_blank_values`; off by default, as in Python).
     pub keep_blank: bool,
@@ -64,6 +69,7 @@ impl Default for FormLimits {
             memory_threshold: 64 << 10,
             max_memory: 1 << 20,
             temp_dir: None,
+            max_temp_total: 4 << 30,
             keep_blank: false,
         }
     }
@@ -113,7 +119,7 @@ enum Stored {
     Memory(Vec<u8>),
     /// `len` bytes at `offset` of the form's temporary file.
     Temp {
-        file: Arc<File>,
+        file: Arc<TempFile>,
         offset: u64,
     },
 }
@@ -149,7 +155,9 @@ impl Read for UploadReader<'_> {
                 buf[..want].copy_from_slice(&v[start..start + want]);
                 want
             }
-            Stored::Temp { file, offset } => file.read_at(&mut buf[..want], offset + self.at)?,
+            Stored::Temp { file, offset } => {
+                file.file.read_at(&mut buf[..want], offset + self.at)?
+            }
         };
         self.at += n as u64;
         Ok(n)
@@ -250,6 +258,38 @@ enum PartData {
     Temp(u64),
 }
 
+/// Bytes in all forms' temporary files, now.
+static TEMP_BYTES: AtomicU64 = AtomicU64::new(0);
+
+/// A form's temporary file, counted in [`TEMP_BYTES`] until it closes.
+#[derive(Debug)]
+struct TempFile {
+    file: File,
+    len: AtomicU64,
+}
+
+impl TempFile {
+    /// Appends `bytes`, if all temporary files stay within `total`.
+    fn append(&self, bytes: &[u8], total: u64) -> Result<(), FormError> {
+        let n = bytes.len() as u64;
+        if TEMP_BYTES.fetch_add(n, Ordering::Relaxed) + n > total {
+            TEMP_BYTES.fetch_sub(n, Ordering::Relaxed);
+            return Err(FormError {
+                status: 507,
+                message: "Too many uploads being stored",
+            });
+        }
+        self.len.fetch_add(n, Ordering::Relaxed);
+        (&self.file).write_all(bytes).map_err(cannot_store)
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        TEMP_BYTES.fetch_sub(*self.len.get_mut(), Ordering::Relaxed);
+    }
+}
+
 /// Where a multipart body's parts go, under the limits.
 struct Store {
     limits: FormLimits,
@@ -260,7 +300,7 @@ struct Store {
     /// File bytes held in memory.
     memory_bytes: u64,
     parts: usize,
-    temp: Option<Arc<File>>,
+    temp: Option<Arc<TempFile>>,
     temp_len: u64,
 }
 
@@ -296,7 +336,10 @@ impl Store {
                     .temp_dir
                     .clone()
                     .unwrap_or_else(std::env::temp_dir);
-                let file = Arc::new(crate::server::sys::temp_file(&dir).map_err(cannot_store)?);
+                let file = Arc::new(TempFile {
+                    file: crate::server::sys::temp_file(&dir).map_err(cannot_store)?,
+                    len: AtomicU64::new(0),
+                });
                 self.temp = Some(file.clone());
                 file
             }
@@ -306,7 +349,7 @@ impl Store {
         };
         let start = self.temp_len;
         if let PartData::Memory(held) = std::mem::replace(&mut part.data, PartData::Temp(start)) {
-            (&*file).write_all(&held).map_err(cannot_store)?;
+            file.append(&held, self.limits.max_temp_total)?;
             self.memory_bytes -= held.len() as u64;
             self.temp_len += held.len() as u64;
         }
@@ -319,6 +362,14 @@ impl PartSink for Store {
         self.parts += 1;
         if self.parts > self.limits.max_parts {
             return Err(FormError::too_large("Too many form parts"));
+        }
+        // Names are kept in memory too: they count as field bytes.
+        self.fields_bytes += (head.name.len()
+            + head.filename.as_ref().map_or(0, String::len)
+            + head.content_type.as_ref().map_or(0, String::len))
+            as u64;
+        if self.fields_bytes > self.limits.max_fields {
+            return Err(FormError::too_large("Form fields too large"));
         }
         self.part = Some(Part {
             head,
@@ -366,7 +417,7 @@ impl PartSink for Store {
             .temp
             .as_ref()
             .ok_or(FormError::bad("no temporary file"))?;
-        (&**file).write_all(piece).map_err(cannot_store)?;
+        file.append(piece, self.limits.max_temp_total)?;
         self.temp_len += n;
         Ok(())
     }
@@ -496,5 +547,25 @@ mod tests {
             .feed(&body(&many), &mut store(limits))
             .unwrap_err();
         assert_eq!(err.status, 413);
+        // Long names count as field bytes.
+        let long_name = "n".repeat(300);
+        let limits = FormLimits {
+            max_fields: 200,
+            ..FormLimits::default()
+        };
+        let err = Multipart::new("B")
+            .feed(&body(&[(&long_name, None, b"")]), &mut store(limits))
+            .unwrap_err();
+        assert_eq!(err.status, 413);
+        // No room left for temporary files in the process: 507.
+        let limits = FormLimits {
+            max_temp_total: 0,
+            memory_threshold: 0,
+            ..FormLimits::default()
+        };
+        let err = Multipart::new("B")
+            .feed(&body(&[("f", Some("x"), b"data")]), &mut store(limits))
+            .unwrap_err();
+        assert_eq!(err.status, 507);
     }
 }
