@@ -403,6 +403,9 @@ pub(crate) struct Outcome {
     pub chunked: bool,
     /// No body goes out (HEAD, 204, 304...): drop what follows.
     pub bodyless: bool,
+    /// The `Content-Length` the handler gave a streamed body: the stream
+    /// is cut there, and the connection closes if it ends short.
+    pub stream_length: Option<u64>,
 }
 
 impl<'a> Exchange<'a> {
@@ -613,15 +616,18 @@ impl<'a> Exchange<'a> {
             return;
         }
         if name.eq_ignore_ascii_case("Content-Length") {
-            let Some(n) = std::str::from_utf8(value)
-                .ok()
-                .and_then(|v| v.trim().parse().ok())
-            else {
+            // Digits only: `+3` or ` 3` would be read differently by
+            // different clients.
+            let Some(n) = request::parse_content_length(value) else {
                 return;
             };
             self.length = Some(n);
         } else if name.eq_ignore_ascii_case("Transfer-Encoding") {
             self.chunked_by_handler = true;
+            if !request::ends_chunked(value) {
+                // Not chunked last: only closing ends such a body.
+                self.close = true;
+            }
         } else if name.eq_ignore_ascii_case("Connection") {
             self.connection_by_handler = true;
             if request::has_token(value, "close") {
@@ -826,6 +832,9 @@ impl<'a> Exchange<'a> {
         if self.req.framing == BodyFraming::NONE {
             return then(self, Vec::new());
         }
+        if self.on_worker {
+            return self.body_unreadable_here();
+        }
         if self.body_length().is_some_and(|n| n > limit) {
             // Said too large up front: refused before a byte is read (and
             // with no `100 Continue`).
@@ -851,12 +860,34 @@ impl<'a> Exchange<'a> {
         if self.req.framing == BodyFraming::NONE {
             return Box::new(sink).end(self);
         }
+        if self.on_worker {
+            return self.body_unreadable_here();
+        }
         self.next = Next::ReadBodyWith(Box::new(sink));
+    }
+
+    /// On a worker, the body is whatever the loop read before the work
+    /// was handed over; a body consumed before that cannot be read again.
+    fn body_unreadable_here(&mut self) {
+        self.send_error(
+            500,
+            Some("The request body was read before the work was deferred"),
+            None,
+        );
     }
 
     /// Calls `f` on each turn of the loop until it says [`Poll::Ready`]:
     /// for an answer that waits on something the loop makes progress on.
     pub fn poll(&mut self, f: impl FnMut(&mut Exchange) -> Poll + 'static) {
+        if self.on_worker {
+            // A worker may simply block for what it waits on.
+            self.send_error(
+                500,
+                Some("poll() is for the loop: a worker may block"),
+                None,
+            );
+            return;
+        }
         self.next = Next::Poll(Box::new(f));
     }
 
@@ -898,6 +929,7 @@ impl<'a> Exchange<'a> {
                 next: std::mem::replace(&mut self.next, Next::Nothing),
                 chunked: false,
                 bodyless: self.is_head(),
+                stream_length: None,
             };
         }
         if self.head == HeadState::None
@@ -920,9 +952,14 @@ impl<'a> Exchange<'a> {
                 _ => Some(self.held.len() as u64),
             };
             if length.is_none() {
-                // A stream of unknown length: chunked to an HTTP/1.1 client
-                // (an HTTP/1.0 one was sent a head delimited by closing).
-                chunked = true;
+                if self.req.line.version >= Version::HTTP_11 {
+                    // A stream of unknown length: chunked.
+                    chunked = true;
+                } else {
+                    // An HTTP/1.0 client knows no chunking: the body
+                    // ends where the connection does.
+                    self.close = true;
+                }
             }
             self.write_server_headers(length, chunked);
             if bodyless {
@@ -938,18 +975,12 @@ impl<'a> Exchange<'a> {
         } else if self.delimited_by_close() && !bodyless {
             self.close = true;
         }
-        if let Some(n) = self.length
-            && !bodyless
-            && matches!(self.next, Next::Nothing)
-            && self.head == HeadState::Sent
-        {
-            let sent = (self.out.len() - self.head_end()) as u64;
-            if sent != n {
-                // The body does not match the length the handler gave:
-                // only closing can tell the client where it ends.
-                self.close = true;
-            }
+        if self.head == HeadState::None && self.out.len() > self.head_start {
+            // Bytes with no head at all (HTTP/0.9 style): nothing says
+            // where they end but the connection's end.
+            self.close = true;
         }
+        let stream_length = self.hold_to_length(bodyless);
         Outcome {
             status: if self.status == 0 { 200 } else { self.status },
             close: self.close,
@@ -957,7 +988,41 @@ impl<'a> Exchange<'a> {
             next: std::mem::replace(&mut self.next, Next::Nothing),
             chunked,
             bodyless,
+            stream_length,
         }
+    }
+
+    /// Keeps the body to the `Content-Length` the handler gave: what was
+    /// written past it is cut, a file is cut to fit, a stream is cut where
+    /// it is reached (its length is returned for that); a body that falls
+    /// short, or was cut, closes the connection, since only closing can
+    /// then tell the client where it ends.
+    fn hold_to_length(&mut self, bodyless: bool) -> Option<u64> {
+        let n = self.length?;
+        if bodyless
+            || self.head != HeadState::Sent
+            || self.chunked_by_handler
+            || self.req.line.version == Version::Http09
+        {
+            return None;
+        }
+        let body_start = self.head_end();
+        let written = (self.out.len() - body_start) as u64;
+        if written > n {
+            self.out.truncate(body_start + n as usize);
+            self.close = true;
+        }
+        let left = n.saturating_sub(written);
+        match &mut self.next {
+            Next::Nothing if left > 0 => self.close = true,
+            Next::File { len, .. } | Next::OwnedFile { len, .. } if *len != left => {
+                *len = (*len).min(left);
+                self.close = true;
+            }
+            Next::Stream(_) | Next::LocalStream(_) => return Some(left),
+            _ => {}
+        }
+        None
     }
 
     /// Where the head ends in `out` (after the blank line), if it does.

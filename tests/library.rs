@@ -860,3 +860,244 @@ fn bind_several_listeners_ipv6_port_zero_and_stop_from_another_thread() {
         "the listener is closed"
     );
 }
+
+// ------------------------------------------------------------------ found in review
+
+/// Short timeouts, so a stall shows within a test.
+fn quick_timeouts() -> tinyserve::Timeouts {
+    tinyserve::Timeouts {
+        head: Duration::from_secs(1),
+        idle: Duration::from_secs(1),
+        send: Duration::from_secs(2),
+        linger: Duration::from_secs(1),
+        cgi: Duration::from_secs(5),
+    }
+}
+
+#[test]
+fn an_upload_that_keeps_moving_outlives_the_head_and_idle_timeouts_and_a_stalled_one_gets_408() {
+    let s = serve(|b| b.timeouts(quick_timeouts()).build(bodies));
+    let a = s.addr();
+    // 96 KiB at about 32 KiB a second, with the head split in two: longer
+    // than the head (1 s) and idle (1 s) timeouts, never stalled.
+    let mut c = conn(a);
+    c.send(b"POST /stream-in HTTP/1.1\r\nHost: t\r\n").unwrap();
+    thread::sleep(Duration::from_millis(300));
+    c.send(b"Content-Length: 98304\r\n\r\n").unwrap();
+    for _ in 0..6 {
+        c.send(&[b'u'; 16384]).unwrap();
+        thread::sleep(Duration::from_millis(500));
+    }
+    let r = c.read_final_response(false).unwrap();
+    assert!(r.text().starts_with("98304 "), "{r:?}");
+
+    // A body that stops: 408 after the send timeout, and the connection ends.
+    let mut c = conn(a);
+    c.send(b"POST /whole HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nabc")
+        .unwrap();
+    c.timeout = Duration::from_secs(6);
+    let r = c.read_final_response(false).unwrap();
+    assert_eq!(r.status, Some(408), "{r:?}");
+    assert!(c.closed_within(Duration::from_secs(3)).unwrap());
+    s.wait_log(|l| l.contains("Request body timed out"))
+        .expect("logged");
+}
+
+fn defers_with_body(r: &mut Exchange) {
+    r.defer(|r| {
+        r.read_body(1000, |r, body| {
+            r.send_response(200);
+            r.end_headers();
+            r.write(&body);
+        })
+    });
+}
+
+#[test]
+fn deferred_work_reads_the_body_and_keeps_the_connection_in_step() {
+    let s = serve(|b| b.build(defers_with_body));
+    let mut c = conn(s.addr());
+    c.send(b"POST /a HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello")
+        .unwrap();
+    assert_eq!(c.read_final_response(false).unwrap().text(), "hello");
+    c.send(
+        b"POST /b HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+    )
+    .unwrap();
+    assert_eq!(c.read_final_response(false).unwrap().text(), "abc");
+    c.send(b"GET /c HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    assert_eq!(c.read_final_response(false).unwrap().text(), "");
+}
+
+#[test]
+fn a_pending_poll_does_not_spin_and_gets_504() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = calls.clone();
+    let s = serve(move |b| {
+        b.defer_timeout(Duration::from_secs(2))
+            .build(move |r: &mut Exchange| {
+                let counted = counted.clone();
+                r.poll(move |_| {
+                    counted.fetch_add(1, Ordering::Relaxed);
+                    tinyserve::Poll::Pending
+                })
+            })
+    });
+    let mut c = conn(s.addr());
+    c.timeout = Duration::from_secs(6);
+    c.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    let r = c.read_final_response(false).unwrap();
+    assert_eq!(r.status, Some(504));
+    let n = calls.load(Ordering::Relaxed);
+    // Called every few milliseconds for about 2 s: hundreds of times, not
+    // the millions of a loop that spins.
+    assert!((10..=2000).contains(&n), "{n} calls");
+}
+
+#[test]
+fn jobs_of_clients_that_left_are_not_run() {
+    let ran = Arc::new(AtomicUsize::new(0));
+    let counted = ran.clone();
+    let s = serve(move |b| {
+        b.workers(1, 16).build(move |r: &mut Exchange| {
+            let counted = counted.clone();
+            r.defer(move |r| {
+                counted.fetch_add(1, Ordering::SeqCst);
+                thread::sleep(Duration::from_millis(300));
+                r.send_response(200);
+                r.end_headers();
+            })
+        })
+    });
+    let a = s.addr();
+    let mut first = conn(a);
+    first.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    wait_for(&ran, 1);
+    for _ in 0..8 {
+        let mut c = conn(a);
+        c.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+        drop(c); // queued behind the first, then gone
+    }
+    thread::sleep(Duration::from_millis(100));
+    let mut last = conn(a);
+    last.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    assert_eq!(first.read_final_response(false).unwrap().status, Some(200));
+    assert_eq!(last.read_final_response(false).unwrap().status, Some(200));
+    assert_eq!(
+        ran.load(Ordering::SeqCst),
+        2,
+        "the eight abandoned jobs were skipped"
+    );
+}
+
+/// A stream or body whose handler gave a `Content-Length` it does not keep.
+fn liars(r: &mut Exchange) {
+    let q = r.query().to_string();
+    let (declared, made): (u64, usize) = {
+        let mut it = q.split(',').map(|v| v.parse().unwrap_or(0));
+        (it.next().unwrap_or(0), it.next().unwrap_or(0) as usize)
+    };
+    r.send_response(200);
+    r.send_header_num("Content-Length", declared);
+    r.end_headers();
+    if r.url_path() == "/stream" {
+        struct Once(Option<Vec<u8>>);
+        impl BodySource for Once {
+            fn fill(&mut self, buf: &mut Vec<u8>, _: usize) -> bool {
+                if let Some(b) = self.0.take() {
+                    buf.extend_from_slice(&b);
+                }
+                false
+            }
+        }
+        r.stream(Once(Some(vec![b's'; made])));
+    } else {
+        r.write(&vec![b'w'; made]);
+    }
+}
+
+#[test]
+fn a_body_that_breaks_its_content_length_is_cut_and_closes() {
+    let s = serve(|b| b.build(liars));
+    for (path, body, closes) in [
+        ("/stream?3,40", &b"sss"[..], true),
+        ("/stream?10,5", b"sssss", true),
+        ("/stream?4,4", b"ssss", false),
+        ("/write?3,40", b"www", true),
+        ("/write?2,2", b"ww", false),
+    ] {
+        let mut c = conn(s.addr());
+        c.send(format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes())
+            .unwrap();
+        // Read everything up to the close (or a pause): nothing past the
+        // declared length may come.
+        let mut got = Vec::new();
+        c.stream
+            .set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        let mut buf = [0u8; 4096];
+        let mut closed = false;
+        loop {
+            match c.stream.read(&mut buf) {
+                Ok(0) => {
+                    closed = true;
+                    break;
+                }
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(_) => break,
+            }
+        }
+        let text = String::from_utf8_lossy(&got).into_owned();
+        let (_, sent_body) = text.split_once("\r\n\r\n").expect("a head");
+        assert_eq!(sent_body.as_bytes(), body, "{path}");
+        assert_eq!(closed, closes, "{path}");
+    }
+}
+
+fn unknown_length_stream(r: &mut Exchange) {
+    r.send_response(200);
+    r.send_header("Content-Length", "+3");
+    r.end_headers();
+    r.stream(Pieces(0));
+}
+
+#[test]
+fn an_http10_client_is_never_sent_chunks_and_odd_lengths_are_ignored() {
+    let s = serve(|b| b.build(unknown_length_stream));
+    let mut c = conn(s.addr());
+    c.send(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        .unwrap();
+    let r = c.read_final_response(false).unwrap();
+    assert_eq!(r.header("Transfer-Encoding"), None);
+    assert_eq!(r.header("Content-Length"), None, "'+3' is not a length");
+    assert_eq!(r.body, b"piece 1\npiece 2\npiece 3\n");
+    assert!(c.closed_within(Duration::from_secs(3)).unwrap());
+}
+
+#[test]
+fn bodies_held_whole_have_a_server_wide_ceiling() {
+    let s = serve(|b| b.max_body_memory(1000).build(bodies));
+    let a = s.addr();
+    let mut holder = conn(a);
+    holder
+        .send(b"POST /whole HTTP/1.1\r\nHost: t\r\nContent-Length: 900\r\n\r\n")
+        .unwrap();
+    holder.send(&[b'h'; 700]).unwrap();
+    thread::sleep(Duration::from_millis(200));
+    let mut other = conn(a);
+    other
+        .send(b"POST /whole HTTP/1.1\r\nHost: t\r\nContent-Length: 900\r\n\r\n")
+        .unwrap();
+    other.send(&[b'o'; 900]).unwrap();
+    let r = other.read_final_response(false).unwrap();
+    assert_eq!(r.status, Some(503), "{r:?}");
+    // The first finishes; its memory is given back, and the next fits.
+    holder.send(&[b'h'; 200]).unwrap();
+    assert_eq!(holder.read_final_response(false).unwrap().body.len(), 900);
+    let mut again = conn(a);
+    again
+        .send(b"POST /whole HTTP/1.1\r\nHost: t\r\nContent-Length: 900\r\n\r\n")
+        .unwrap();
+    again.send(&[b'a'; 900]).unwrap();
+    assert_eq!(again.read_final_response(false).unwrap().body.len(), 900);
+}

@@ -540,13 +540,23 @@ pub fn body_framing(
 }
 
 /// `1*DIGIT` that fits in a u64; nothing else (no sign, no spaces).
-fn parse_content_length(v: &[u8]) -> Option<u64> {
+pub fn parse_content_length(v: &[u8]) -> Option<u64> {
     if v.is_empty() || !v.iter().all(u8::is_ascii_digit) {
         return None;
     }
     v.iter().try_fold(0u64, |n, &d| {
         n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
     })
+}
+
+/// A `Transfer-Encoding` value whose last coding is `chunked`: the only
+/// one whose end a client can find without the connection closing.
+pub fn ends_chunked(value: &[u8]) -> bool {
+    value
+        .split(|&b| b == b',')
+        .map(trim_ows)
+        .rfind(|c| !c.is_empty())
+        .is_some_and(|c| c.eq_ignore_ascii_case(b"chunked"))
 }
 
 /// `s` without the optional whitespace (spaces and tabs, RFC 9110 5.6.3)

@@ -10,6 +10,8 @@
 mod cgi_run;
 mod flow;
 
+pub use flow::BodyMemory;
+
 use crate::handler::{BodySource, Config, Exchange, Req};
 use crate::proto::chunked::ChunkedDecoder;
 use crate::proto::request::{self, BodyFraming, HeadScan, Rejection, RequestLine, Scan, Version};
@@ -67,6 +69,8 @@ pub(crate) struct Shared<'a> {
     pub children: &'a mut Vec<ChildEvent>,
     /// The worker threads, for deferred work.
     pub pool: Option<&'a mut Pool>,
+    /// Request bodies held whole, all connections together.
+    pub body_memory: &'a std::rc::Rc<flow::BodyMemory>,
 }
 
 /// News about a CGI child, from a connection to the reactor.
@@ -109,9 +113,15 @@ pub enum Progress {
     Wait,
     /// The connection used its share of work; run it again soon.
     Again,
+    /// A handler's poll is pending: run it again after a short while
+    /// ([`POLL_INTERVAL`]), not at once, so a waiting poll does not spin.
+    Later,
     /// Drop the connection.
     Close,
 }
+
+/// How often a pending [`crate::Exchange::poll`] is called again.
+pub const POLL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(5);
 
 enum State {
     /// Waiting for a request head; the scan remembers how far it looked.
@@ -128,6 +138,8 @@ enum State {
         source: Box<dyn BodySource>,
         chunked: bool,
         close: bool,
+        /// What is left of the length the handler declared, if it did.
+        left: Option<u64>,
     },
     /// Reading a request body for the handler.
     Body(Box<BodyRead>),
@@ -344,6 +356,7 @@ impl Connection {
                 Step::Continue => {}
                 Step::Blocked => return Progress::Wait,
                 Step::Yield => return Progress::Again,
+                Step::Later => return Progress::Later,
                 Step::Done => return Progress::Close,
             }
         }
@@ -648,6 +661,11 @@ impl Connection {
     /// A response is done and the connection is kept: wait for the next
     /// request.
     fn await_request(&mut self, sh: &Shared) {
+        if self.inbuf.is_empty() && self.inbuf.capacity() > 16 * 1024 {
+            // A large head or upload passed: an idle connection keeps no
+            // more room than a small head needs.
+            self.inbuf = Vec::new();
+        }
         self.state = State::Head(HeadScan::default());
         self.deadline = sh.clock.deadline(sh.timeouts.idle);
         self.waiting_since = sh.clock.now;
@@ -776,13 +794,14 @@ impl Connection {
             source,
             chunked,
             close,
+            left,
         } = &mut self.state
         else {
             return Ok(Step::Continue);
         };
-        let (chunked, close) = (*chunked, *close);
+        let (chunked, mut close) = (*chunked, *close);
         let before = sh.wbuf.len();
-        let more = if chunked {
+        let mut more = if chunked {
             sh.held.clear();
             let more = source.fill(sh.held, STREAM_CHUNK);
             crate::handler::write_chunk(sh.wbuf, sh.held);
@@ -793,6 +812,20 @@ impl Connection {
         } else {
             source.fill(sh.wbuf, STREAM_CHUNK)
         };
+        if let Some(left) = left {
+            // The handler gave a length: not a byte past it, and a stream
+            // that ends short ends the connection too.
+            let made = (sh.wbuf.len() - before) as u64;
+            if made >= *left {
+                sh.wbuf.truncate(before + *left as usize);
+                close |= made > *left || more;
+                more = false;
+                *left = 0;
+            } else {
+                *left -= made;
+                close |= !more;
+            }
+        }
         *sh.turn_bytes += sh.wbuf.len() - before;
         if !more {
             self.body_sent(close, sh);
@@ -866,8 +899,20 @@ impl Connection {
                 self.pump(sh)
             }
             State::Head(_) | State::Linger => Progress::Close,
+            State::Body(_) if self.out_pos == self.out.len() => {
+                self.body_timed_out(sh);
+                if self.flush_wbuf(sh).is_err() {
+                    return Progress::Close;
+                }
+                self.deadline = sh.clock.deadline(sh.timeouts.linger);
+                self.pump(sh)
+            }
             State::Deferred(_) if self.out_pos == self.out.len() => {
                 self.deferred_timed_out(sh);
+                self.pump(sh)
+            }
+            State::Poll(_) if self.out_pos == self.out.len() => {
+                self.poll_timed_out(sh);
                 self.pump(sh)
             }
             State::Cgi(ref run)
@@ -961,6 +1006,8 @@ enum Step {
     /// Progress made, but the rest must wait for the next turn of the loop.
     Yield,
     Done,
+    /// Nothing to do until a pending poll is called again.
+    Later,
 }
 
 /// Python's rules for `close_connection`, with `Connection` read as a list

@@ -83,6 +83,7 @@ pub struct ServerBuilder {
     workers: usize,
     queue: usize,
     defer_timeout: Duration,
+    max_body_memory: usize,
     handle_signals: bool,
     stop_message: Option<&'static str>,
 }
@@ -111,6 +112,7 @@ impl ServerBuilder {
             workers: 4,
             queue: 64,
             defer_timeout: Duration::from_secs(60),
+            max_body_memory: 64 << 20,
             handle_signals: false,
             stop_message: None,
         }
@@ -222,6 +224,14 @@ impl ServerBuilder {
     }
 
     /// How long deferred work may take before the client gets 504.
+    /// Request bodies read whole (`read_body`, bodies read for workers)
+    /// that the server holds at once, all connections together: past it a
+    /// body is refused with 503. Default 64 MiB.
+    pub fn max_body_memory(mut self, bytes: usize) -> ServerBuilder {
+        self.max_body_memory = bytes;
+        self
+    }
+
     pub fn defer_timeout(mut self, timeout: Duration) -> ServerBuilder {
         self.defer_timeout = timeout;
         self
@@ -256,6 +266,7 @@ impl ServerBuilder {
             workers: self.workers,
             queue: self.queue,
             defer_timeout: self.defer_timeout,
+            max_body_memory: self.max_body_memory,
             handle_signals: self.handle_signals,
             stop_message: self.stop_message,
         };

@@ -6,7 +6,9 @@
 use crate::handler::Config;
 use crate::server::child;
 use crate::server::clock::Clock;
-use crate::server::connection::{ChildEvent, Connection, Progress, Shared, Source, Timeouts};
+use crate::server::connection::{
+    ChildEvent, Connection, POLL_INTERVAL, Progress, Shared, Source, Timeouts,
+};
 use crate::server::log::AccessLog;
 use crate::server::workers::Pool;
 use crate::server::{Dispatch, Services, sys};
@@ -64,6 +66,8 @@ pub(crate) struct Options {
     pub workers: usize,
     pub queue: usize,
     pub defer_timeout: Duration,
+    /// Request bodies held whole, all connections together.
+    pub max_body_memory: usize,
     pub handle_signals: bool,
     /// Printed on stdout when a stop signal comes (the command line's
     /// "Keyboard interrupt received, exiting.").
@@ -89,6 +93,7 @@ struct Env {
     workers: (usize, usize),
     /// The one waker of this poll (workers' answers, shutdown handles).
     waker: Arc<mio::Waker>,
+    body_memory: std::rc::Rc<crate::server::connection::BodyMemory>,
 }
 
 impl Env {
@@ -118,6 +123,7 @@ impl Env {
             turn_bytes: &mut self.turn_bytes,
             children: &mut self.children,
             pool: self.pool.as_mut(),
+            body_memory: &self.body_memory,
         }
     }
 }
@@ -154,6 +160,10 @@ pub(crate) struct Reactor {
     stopping: Option<Instant>,
     /// Tokens with work left after their budget ran out.
     run_queue: Vec<Token>,
+    /// Connections whose handler's poll is pending, run again at the next
+    /// poll round.
+    later: Vec<Token>,
+    next_poll_round: Instant,
     /// inotify events are left to read (a storm is read a part per turn).
     inotify_pending: bool,
     /// Input bytes held by all connections (see [`INPUT_BUDGET`]).
@@ -227,6 +237,9 @@ impl Reactor {
                 log,
                 timeouts: options.timeouts,
                 defer_timeout: options.defer_timeout,
+                body_memory: std::rc::Rc::new(crate::server::connection::BodyMemory::new(
+                    options.max_body_memory,
+                )),
                 rbuf: vec![0; READ_BUFFER].into_boxed_slice(),
                 wbuf: Vec::with_capacity(16 * 1024),
                 held: Vec::new(),
@@ -243,6 +256,8 @@ impl Reactor {
             paused: None,
             stopping: None,
             run_queue: Vec::new(),
+            later: Vec::new(),
+            next_poll_round: Instant::now(),
             inotify_pending: false,
             input_held: 0,
             shedding: false,
@@ -301,6 +316,12 @@ impl Reactor {
                     }
                 }
             }
+            if !self.later.is_empty() && self.env.clock.now >= self.next_poll_round {
+                self.later.sort_unstable();
+                self.later.dedup();
+                self.run_queue.append(&mut self.later);
+                self.next_poll_round = self.env.clock.now + POLL_INTERVAL;
+            }
             self.run_queued();
             if new_second {
                 self.expire();
@@ -322,6 +343,8 @@ impl Reactor {
     fn poll_timeout(&self) -> Option<Duration> {
         if !self.run_queue.is_empty() || self.inotify_pending {
             Some(Duration::ZERO)
+        } else if !self.later.is_empty() {
+            Some(POLL_INTERVAL)
         } else if self.conns.is_empty()
             && self.children.is_empty()
             && self.paused.is_none()
@@ -574,6 +597,7 @@ impl Reactor {
         match progress {
             Progress::Wait => {}
             Progress::Again => self.run_queue.push(Token(key * TOKENS_PER_CONNECTION)),
+            Progress::Later => self.later.push(Token(key * TOKENS_PER_CONNECTION)),
             Progress::Close => self.close(key),
         }
         if self.input_held > INPUT_BUDGET && !self.shedding {

@@ -12,6 +12,7 @@ use crate::handler::{BodySource, CgiCommand, Config, Exchange, Next, Outcome};
 use crate::server::connection::OwnedHead;
 use std::collections::VecDeque;
 use std::fs::File;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
@@ -21,6 +22,8 @@ pub struct Job {
     /// The connection it answers, and which client of that slot.
     pub key: usize,
     pub generation: u64,
+    /// Nobody waits for the answer any more: skip the job.
+    pub cancelled: Arc<AtomicBool>,
     pub head: OwnedHead,
     /// The body, read by the loop before the job was queued.
     pub body: Option<Vec<u8>>,
@@ -50,6 +53,7 @@ pub struct Answer {
     pub error: Option<String>,
     pub chunked: bool,
     pub bodyless: bool,
+    pub stream_length: Option<u64>,
     pub next: WorkerNext,
 }
 
@@ -101,6 +105,8 @@ impl Pool {
             let Ok(mut q) = self.shared.queue.lock() else {
                 return Err(Box::new(job));
             };
+            // Jobs nobody waits for do not hold places in the queue.
+            q.jobs.retain(|j| !j.cancelled.load(Ordering::Relaxed));
             if q.running + q.jobs.len() >= self.size + self.capacity {
                 return Err(Box::new(job));
             }
@@ -165,6 +171,11 @@ fn work(shared: &Shared) {
                     return;
                 }
                 if let Some(job) = q.jobs.pop_front() {
+                    if job.cancelled.load(Ordering::Relaxed) {
+                        // Its client left, or got its 504: run it for
+                        // nobody and the next job waits for nothing.
+                        continue;
+                    }
                     q.running += 1;
                     break job;
                 }
@@ -192,6 +203,7 @@ fn run(job: Job) -> Answer {
         key,
         generation,
         head,
+        cancelled: _,
         body,
         keep_alive,
         work,
@@ -218,6 +230,7 @@ fn run(job: Job) -> Answer {
         next,
         chunked,
         bodyless,
+        stream_length,
     }) = outcome
     else {
         return Answer {
@@ -229,6 +242,7 @@ fn run(job: Job) -> Answer {
             error: Some("Unreadable request".into()),
             chunked: false,
             bodyless: false,
+            stream_length: None,
             next: WorkerNext::Nothing,
         };
     };
@@ -250,6 +264,7 @@ fn run(job: Job) -> Answer {
         error,
         chunked,
         bodyless,
+        stream_length,
         next,
     }
 }

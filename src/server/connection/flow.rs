@@ -114,7 +114,7 @@ enum Decoder {
 enum Sink {
     /// `read_body`: gathered whole, then `then`.
     Whole {
-        buf: Vec<u8>,
+        buf: HeldBody,
         limit: u64,
         then: crate::handler::BodyThen,
     },
@@ -123,10 +123,79 @@ enum Sink {
     /// A threaded server's request: gathered whole (up to the server's
     /// limit), then the handler runs on a worker with it.
     ForWorker {
-        buf: Vec<u8>,
+        buf: HeldBody,
         limit: u64,
         job: Box<dyn FnOnce(&mut Exchange) + Send>,
     },
+}
+
+/// Request bodies the loop holds whole for handlers (`read_body`, and
+/// bodies read for workers), all connections together. Each has its own
+/// limit (`max_body`, or the handler's); this one keeps many of them at
+/// once from adding up to more than the server should hold: past it, 503.
+pub struct BodyMemory {
+    held: std::cell::Cell<usize>,
+    limit: usize,
+}
+
+impl BodyMemory {
+    pub fn new(limit: usize) -> BodyMemory {
+        BodyMemory {
+            held: std::cell::Cell::new(0),
+            limit,
+        }
+    }
+
+    /// Bytes held now.
+    pub fn held(&self) -> usize {
+        self.held.get()
+    }
+}
+
+/// A body being gathered whole, counted in the server's [`BodyMemory`]
+/// until it is handed over or dropped.
+struct HeldBody {
+    buf: Vec<u8>,
+    memory: std::rc::Rc<BodyMemory>,
+}
+
+impl HeldBody {
+    fn new(memory: &std::rc::Rc<BodyMemory>) -> HeldBody {
+        HeldBody {
+            buf: Vec::new(),
+            memory: std::rc::Rc::clone(memory),
+        }
+    }
+
+    fn push(&mut self, piece: &[u8], limit: u64) -> Result<(), crate::handler::BodyError> {
+        if self.buf.len() as u64 + piece.len() as u64 > limit {
+            return Err(crate::handler::BodyError::too_large());
+        }
+        let held = self.memory.held.get() + piece.len();
+        if held > self.memory.limit {
+            return Err(crate::handler::BodyError::new(
+                503,
+                "Server busy: too many request bodies held at once",
+            ));
+        }
+        self.memory.held.set(held);
+        self.buf.extend_from_slice(piece);
+        Ok(())
+    }
+
+    /// The body, no longer counted: the handler has it now.
+    fn into_vec(mut self) -> Vec<u8> {
+        let held = self.memory.held.get().saturating_sub(self.buf.len());
+        self.memory.held.set(held);
+        std::mem::take(&mut self.buf)
+    }
+}
+
+impl Drop for HeldBody {
+    fn drop(&mut self) {
+        let held = self.memory.held.get().saturating_sub(self.buf.len());
+        self.memory.held.set(held);
+    }
 }
 
 /// A handler's function, called each turn of the loop until it answers.
@@ -139,6 +208,16 @@ pub struct PollWait {
 /// Waiting for a worker thread's answer.
 pub struct DeferWait {
     head: OwnedHead,
+    /// Set when nobody waits any more (the answer came, timed out, or the
+    /// client left): a job still queued is then dropped unrun.
+    cancel: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Drop for DeferWait {
+    fn drop(&mut self) {
+        self.cancel
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// Where the request's body stands once the handler has answered.
@@ -224,16 +303,19 @@ impl Connection {
                     sh.wbuf.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
                 }
                 let limit = sh.config.max_body;
-                self.state = State::Body(Box::new(BodyRead {
-                    head: owned,
-                    keep_alive: keep,
-                    decoder: Decoder::new(framing),
-                    sink: Sink::ForWorker {
-                        buf: Vec::new(),
-                        limit,
-                        job,
-                    },
-                }));
+                self.start_body(
+                    Box::new(BodyRead {
+                        head: owned,
+                        keep_alive: keep,
+                        decoder: Decoder::new(framing),
+                        sink: Sink::ForWorker {
+                            buf: HeldBody::new(sh.body_memory),
+                            limit,
+                            job,
+                        },
+                    }),
+                    sh,
+                );
             }
             return;
         }
@@ -288,6 +370,7 @@ impl Connection {
             next,
             chunked,
             bodyless,
+            stream_length,
         } = outcome;
         let log_it = |sh: &mut Shared, peer: SocketAddr| {
             if let Some(message) = &error {
@@ -305,26 +388,32 @@ impl Connection {
             Next::ReadBody { limit, then } => {
                 let Some(head) = later else { return };
                 continue_100(sh);
-                self.state = State::Body(Box::new(BodyRead {
-                    head,
-                    keep_alive: !close,
-                    decoder: Decoder::new(info.framing),
-                    sink: Sink::Whole {
-                        buf: Vec::new(),
-                        limit,
-                        then,
-                    },
-                }));
+                self.start_body(
+                    Box::new(BodyRead {
+                        head,
+                        keep_alive: !close,
+                        decoder: Decoder::new(info.framing),
+                        sink: Sink::Whole {
+                            buf: HeldBody::new(sh.body_memory),
+                            limit,
+                            then,
+                        },
+                    }),
+                    sh,
+                );
             }
             Next::ReadBodyWith(sink) => {
                 let Some(head) = later else { return };
                 continue_100(sh);
-                self.state = State::Body(Box::new(BodyRead {
-                    head,
-                    keep_alive: !close,
-                    decoder: Decoder::new(info.framing),
-                    sink: Sink::With(sink),
-                }));
+                self.start_body(
+                    Box::new(BodyRead {
+                        head,
+                        keep_alive: !close,
+                        decoder: Decoder::new(info.framing),
+                        sink: Sink::With(sink),
+                    }),
+                    sh,
+                );
             }
             Next::Poll(f) => {
                 let Some(head) = later else { return };
@@ -334,11 +423,31 @@ impl Connection {
                     keep_alive: !close,
                     f,
                 }));
+                // A poll that never answers is given up as deferred work is.
+                self.deadline = sh.clock.deadline(sh.defer_timeout);
             }
             Next::Defer(job) => {
                 let Some(head) = later else { return };
-                self.skip = Skip::from(info.framing);
-                self.defer(head, !close, None, job, sh);
+                if info.framing == BodyFraming::NONE {
+                    self.defer(head, !close, None, job, sh);
+                } else {
+                    // The work may read the body: the loop reads it first
+                    // (up to the server's max_body), as for a threaded
+                    // server, so `read_body` works on the worker.
+                    continue_100(sh);
+                    let limit = sh.config.max_body;
+                    let read = BodyRead {
+                        head,
+                        keep_alive: !close,
+                        decoder: Decoder::new(info.framing),
+                        sink: Sink::ForWorker {
+                            buf: HeldBody::new(sh.body_memory),
+                            limit,
+                            job,
+                        },
+                    };
+                    self.start_body(Box::new(read), sh);
+                }
             }
             Next::Cgi(command) => {
                 if command.with_body {
@@ -391,17 +500,20 @@ impl Connection {
                     next,
                     chunked,
                     bodyless,
+                    stream_length,
                 };
                 self.proceed(outcome, info, later, false, sh);
             }
             Next::Stream(source) => {
                 let source: Box<dyn crate::handler::BodySource> = source;
                 log_it(sh, self.peer);
-                self.stream_body(source, chunked, close, bodyless, fate, info.framing, sh);
+                let framing = (chunked, stream_length);
+                self.stream_body(source, framing, close, bodyless, fate, info.framing, sh);
             }
             Next::LocalStream(source) => {
                 log_it(sh, self.peer);
-                self.stream_body(source, chunked, close, bodyless, fate, info.framing, sh);
+                let framing = (chunked, stream_length);
+                self.stream_body(source, framing, close, bodyless, fate, info.framing, sh);
             }
         }
     }
@@ -410,7 +522,7 @@ impl Connection {
     fn stream_body(
         &mut self,
         source: Box<dyn crate::handler::BodySource>,
-        chunked: bool,
+        (chunked, left): (bool, Option<u64>),
         close: bool,
         bodyless: bool,
         fate: BodyFate,
@@ -426,6 +538,7 @@ impl Connection {
             source,
             chunked,
             close,
+            left,
         };
         self.deadline = sh.clock.deadline(sh.timeouts.send);
         self.progress = 0;
@@ -459,9 +572,11 @@ impl Connection {
         work: Box<dyn FnOnce(&mut Exchange) + Send>,
         sh: &mut Shared,
     ) {
+        let cancel = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let job = Job {
             key: self.key,
             generation: self.generation,
+            cancelled: std::sync::Arc::clone(&cancel),
             head: head.clone(),
             body,
             keep_alive,
@@ -481,7 +596,7 @@ impl Connection {
         if submitted.is_err() {
             return self.answer_error(&head, 503, "Server busy: every worker is taken", sh);
         }
-        self.state = State::Deferred(Box::new(DeferWait { head }));
+        self.state = State::Deferred(Box::new(DeferWait { head, cancel }));
         self.deadline = sh.clock.deadline(sh.defer_timeout);
     }
 
@@ -540,6 +655,7 @@ impl Connection {
             next,
             chunked: answer.chunked,
             bodyless: answer.bodyless,
+            stream_length: answer.stream_length,
         };
         self.proceed(outcome, info, None, false, sh);
         if self.flush_wbuf(sh).is_err() {
@@ -559,6 +675,23 @@ impl Connection {
             Ok(false) => Ok(Step::Blocked),
             Err(e) => Err(e),
         }
+    }
+
+    /// An upload stalled: 408.
+    pub(super) fn body_timed_out(&mut self, sh: &mut Shared) {
+        let State::Body(read) = std::mem::replace(&mut self.state, State::Closing) else {
+            return;
+        };
+        self.answer_error(&read.head, 408, "Request body timed out", sh);
+    }
+
+    /// A polled function never answered: 504.
+    pub(super) fn poll_timed_out(&mut self, sh: &mut Shared) {
+        let State::Poll(wait) = std::mem::replace(&mut self.state, State::Closing) else {
+            return;
+        };
+        self.answer_error(&wait.head, 504, "Polled answer timed out", sh);
+        let _ = self.flush_wbuf(sh);
     }
 
     /// A worker never answered: 504.
@@ -600,7 +733,7 @@ impl Connection {
             Some(None) => {
                 // Nothing of a pending call goes out.
                 sh.wbuf.truncate(before);
-                Ok(Step::Yield)
+                Ok(Step::Later)
             }
             Some(Some(outcome)) => {
                 let State::Poll(wait) = std::mem::replace(&mut self.state, State::Closing) else {
@@ -615,6 +748,14 @@ impl Connection {
                 self.flush_wbuf(sh)
             }
         }
+    }
+
+    /// Starts reading a request body. An upload must keep moving: at
+    /// least `MIN_PROGRESS` bytes per send timeout, or it is answered 408.
+    fn start_body(&mut self, read: Box<BodyRead>, sh: &Shared) {
+        self.state = State::Body(read);
+        self.deadline = sh.clock.deadline(sh.timeouts.send);
+        self.progress = 0;
     }
 
     /// Reads the request body for the handler, a piece at a time: from
@@ -643,6 +784,11 @@ impl Connection {
                 Ok(n) => {
                     if n < sh.rbuf.len() && !self.read_closed {
                         self.readable = false;
+                    }
+                    self.progress += n;
+                    if self.progress >= super::MIN_PROGRESS {
+                        self.deadline = sh.clock.deadline(sh.timeouts.send);
+                        self.progress = 0;
                     }
                     n
                 }
@@ -674,6 +820,12 @@ impl Connection {
         let leftover = input[used..].to_vec();
         if from_inbuf {
             self.inbuf.drain(..used);
+            if self.inbuf.is_empty() {
+                // The body that came with the head is taken: its room is
+                // given back, not held against the input budget while
+                // the rest of the upload comes.
+                self.inbuf = Vec::new();
+            }
         } else if !leftover.is_empty() {
             // What came after the body: the next request.
             self.inbuf = leftover;
@@ -698,7 +850,7 @@ impl Connection {
             ..
         } = *read;
         if let Sink::ForWorker { buf, job, .. } = sink {
-            self.defer(head, keep_alive, Some(buf), job, sh);
+            self.defer(head, keep_alive, Some(buf.into_vec()), job, sh);
             return self.flush_wbuf(sh);
         }
         let result = head.with_req(|req| {
@@ -714,7 +866,7 @@ impl Connection {
                 None,
             );
             match sink {
-                Sink::Whole { buf, then, .. } => then(&mut ex, buf),
+                Sink::Whole { buf, then, .. } => then(&mut ex, buf.into_vec()),
                 Sink::With(sink) => sink.end(&mut ex),
                 Sink::ForWorker { .. } => {}
             }
@@ -777,11 +929,7 @@ impl Sink {
     fn take(&mut self, piece: &[u8]) -> Result<(), crate::handler::BodyError> {
         match self {
             Sink::Whole { buf, limit, .. } | Sink::ForWorker { buf, limit, .. } => {
-                if buf.len() as u64 + piece.len() as u64 > *limit {
-                    return Err(crate::handler::BodyError::too_large());
-                }
-                buf.extend_from_slice(piece);
-                Ok(())
+                buf.push(piece, *limit)
             }
             Sink::With(sink) => sink.data(piece),
         }
