@@ -17,7 +17,10 @@
 #      `tinyserve --help` lists that flag);
 #   4. Chromium saves OUTDIR/listing.png (1000x700), OUTDIR/listing-phone.png
 #      (390x844), and OUTDIR/listing-rich.png with --rich-listing;
-#   5. Chromium loads media/player.html (--dump-dom with a virtual time
+#   5. a page from the first server fetches a byte range from a third one,
+#      started with --cors, and must be able to read its ETag,
+#      Content-Range and Content-Length;
+#   6. Chromium loads media/player.html (--dump-dom with a virtual time
 #      budget, so the media loads before the DOM is dumped) and the script
 #      checks the DOM says SEEKED with currentTime 7 (a server that ignores
 #      Range leaves it at 0), and that the log has
@@ -157,6 +160,25 @@ if [[ $("$BIN" --help) == *--rich-listing* ]]; then
     RICH=http://127.0.0.1:$PORT
 fi
 
+# A third, with --cors, that a page from the first fetches across origins.
+start_server tinyserve-cors --cors
+CORS=http://127.0.0.1:$PORT
+cat >"$SITE/cors.html" <<EOF
+<!doctype html>
+<meta charset="utf-8">
+<title>loading</title>
+<pre id=out>waiting</pre>
+<script>
+const out = document.getElementById("out");
+fetch("$CORS/zeros.bin", {headers: {Range: "bytes=0-9"}})
+  .then(r => { out.textContent = "CORS status=" + r.status +
+      " etag=" + (r.headers.get("ETag") ? "yes" : "no") +
+      " range=" + r.headers.get("Content-Range") +
+      " length=" + r.headers.get("Content-Length"); })
+  .catch(e => { out.textContent = "FAILED " + e; });
+</script>
+EOF
+
 # --- 4./5. the browser -------------------------------------------------------
 # browser NAME ARGS...: one headless Chromium run with a fresh profile,
 # killed after $TIMEOUT s; its stdout goes to stdout, stderr to OUT/NAME.log.
@@ -215,5 +237,13 @@ done
 grep -F '/media/' "$OUT/tinyserve.log" | sed 's/^/browser-test: log: /' || true
 grep -qF '"GET /media/tone.wav HTTP/1.1" 206' "$OUT/tinyserve.log" ||
     die "no 206 for /media/tone.wav in $OUT/tinyserve.log"
+
+say "cross-origin fetch (--cors)"
+browser cors --dump-dom --virtual-time-budget=5000 "$PLAIN/cors.html" >"$OUT/cors.dom.html"
+result=$(sed -n 's/.*<pre id="out">\([^<]*\)<.*/\1/p' "$OUT/cors.dom.html")
+say "page says: ${result:-nothing}"
+# A page's script may read what --cors exposes: the validator and the range.
+[[ $result == "CORS status=206 etag=yes range=bytes 0-9/300000 length=10" ]] ||
+    die "the page could not read the cross-origin answer's headers: \"$result\"; see $OUT/cors.dom.html"
 
 say "OK; screenshots: ${SHOTS[*]}"

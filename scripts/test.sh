@@ -49,4 +49,12 @@ awk '/^test result:/ {
         binaries++
     }
     END { printf "\nwhole suite: %d passed, %d failed (%d test binaries)\n", passed, failed, binaries }' "$log"
+# Which Pythons the differential tests compared with (as tests/support
+# chooses them: pyenv's newest 3.x.y, else python3; the newest with `cgi`,
+# 3.12 or older, for examples/python/http_server_POST.py).
+py_of() { if [[ -n $1 ]]; then PYENV_VERSION=$1 python3 --version 2>&1; else python3 --version 2>&1; fi; }
+versions=$(pyenv versions --bare 2>/dev/null | grep -E '^3\.[0-9]+\.[0-9]+$' | sort -V || true)
+newest=$(tail -n 1 <<<"$versions")
+with_cgi=$(grep -E '^3\.([89]|1[012])\.' <<<"$versions" | tail -n 1 || true)
+echo "reference Python: $(py_of "$newest")${newest:+ (pyenv)}; for http_server_POST.py (cgi): $(py_of "$with_cgi")"
 exit "$status"

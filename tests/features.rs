@@ -174,6 +174,11 @@ fn extra_headers_cors_and_no_cache() {
         assert_eq!(r.header("X-One"), Some("1"), "{path}");
         assert_eq!(r.header("X-Two"), Some("two words"), "{path}");
         assert_eq!(r.header("Access-Control-Allow-Origin"), Some("*"), "{path}");
+        assert_eq!(
+            r.header("Access-Control-Expose-Headers"),
+            Some("Content-Length, Content-Range, Accept-Ranges, ETag"),
+            "{path}"
+        );
         assert_eq!(r.header("Cache-Control"), Some("no-store"), "{path}");
     }
     let pre = request(

@@ -228,6 +228,12 @@ fn extra_headers(cli: &Cli) -> Result<Vec<(String, String)>, StartError> {
     }
     if cli.cors {
         headers.push(("Access-Control-Allow-Origin".into(), "*".into()));
+        // Without this a page's script cannot read these of what it
+        // fetched (only the CORS-safelisted headers are readable).
+        headers.push((
+            "Access-Control-Expose-Headers".into(),
+            "Content-Length, Content-Range, Accept-Ranges, ETag".into(),
+        ));
     }
     if cli.no_cache {
         headers.push(("Cache-Control".into(), "no-store".into()));

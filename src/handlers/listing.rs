@@ -420,7 +420,7 @@ const RICH_STYLE: &str = "<style>:root{color-scheme:light dark;font-family:syste
 body{max-width:60rem;margin:0 auto;padding:0 1rem}h1{font-size:1.3rem;word-break:break-all}\
 ul{list-style:none;padding:0}li{display:flex;flex-wrap:wrap;gap:0 1rem;padding:.3rem 0;border-bottom:1px solid #8883}\
 li a{flex:1 1 12rem;overflow-wrap:anywhere}.m{margin-left:auto;white-space:nowrap;opacity:.7;font-variant-numeric:tabular-nums}\
-nav a{margin-right:1rem}</style>";
+nav a{margin-right:1rem}nav a[aria-current]{font-weight:bold}</style>";
 
 const FOOTER: &[u8] = b"</ul>\n<hr>\n</body>\n</html>\n";
 
@@ -441,9 +441,11 @@ impl Page {
     /// The page for `target` (its title, and for a rich listing the sort
     /// asked for in its query and the parent link).
     pub fn new(listing: Rc<Listing>, target: &[u8]) -> Page {
-        let title = title(target);
-        let mut header = Vec::with_capacity(1024 + 2 * title.len());
         let url = crate::proto::urlpath::split_target(target);
+        // Python's title shows the whole target, query and all; a rich
+        // listing's shows the directory (its query is only the sort).
+        let title = title(if listing.style.rich { url.path } else { target });
+        let mut header = Vec::with_capacity(1024 + 2 * title.len());
         let (by, desc) = if listing.style.rich {
             parse_sort(url.query)
         } else {
@@ -474,11 +476,18 @@ impl Page {
                 ("size", SortBy::Size),
                 ("time", SortBy::Time),
             ] {
-                // The column sorted ascending now links to its descending order.
+                // The column sorted ascending now links to its descending
+                // order. Every order is the same listing: crawlers (`wget
+                // -r`) are asked not to follow them.
                 let order = if by == column && !desc { "desc" } else { "asc" };
+                let current = match (by == column, desc) {
+                    (true, false) => " aria-current=\"true\">\u{25b2} ",
+                    (true, true) => " aria-current=\"true\">\u{25bc} ",
+                    (false, _) => ">",
+                };
                 let _ = write!(
                     header,
-                    " <a href=\"?sort={key}&amp;order={order}\">{key}</a>"
+                    " <a href=\"?sort={key}&amp;order={order}\" rel=\"nofollow\"{current}{key}</a>"
                 );
             }
             header.extend_from_slice(b"</nav>\n");
@@ -888,6 +897,21 @@ mod tests {
         assert!(html.contains("<li><a href=\"a%26b.txt\">a&amp;b.txt</a>"));
         assert!(html.contains("2.9 KiB"));
         assert!(!html.contains("<script"));
+        // The order shown is visible and marked; every sort link is nofollow;
+        // the heading has no query string.
+        assert!(
+            html.contains("rel=\"nofollow\" aria-current=\"true\">\u{25bc} size</a>"),
+            "{html}"
+        );
+        assert_eq!(
+            html.matches("?sort=").count(),
+            html.matches("rel=\"nofollow\"").count()
+        );
+        assert!(
+            html.contains("<h1>Directory listing for /sub/</h1>"),
+            "{html}"
+        );
+        assert!(html.contains("<title>Directory listing for /sub/</title>"));
         let mut root = Vec::new();
         render_rich(&dir, b"/", &mut root).unwrap();
         assert!(!String::from_utf8(root).unwrap().contains("href=\"../\""));
