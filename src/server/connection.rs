@@ -248,6 +248,16 @@ impl Connection {
         }
     }
 
+    /// Joins the poll (edge-triggered: what is ready now is reported at
+    /// once, so nothing done before this call is missed).
+    pub fn register(&mut self, registry: &Registry, token: mio::Token) -> io::Result<()> {
+        registry.register(
+            &mut self.socket,
+            token,
+            mio::Interest::READABLE | mio::Interest::WRITABLE,
+        )
+    }
+
     /// Which client of this slab slot it is.
     pub fn generation(&self) -> u64 {
         self.generation
@@ -681,7 +691,7 @@ impl Connection {
             sh.wbuf.clear();
             return Ok(Step::Continue);
         }
-        let more = matches!(self.state, State::File { .. });
+        let more = matches!(self.state, State::File { .. } | State::Closing);
         let sent = match sys::send(self.socket.as_raw_fd(), sh.wbuf, more) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -725,7 +735,7 @@ impl Connection {
         if !self.writable {
             return Ok(Step::Blocked);
         }
-        let more = matches!(self.state, State::File { .. });
+        let more = matches!(self.state, State::File { .. } | State::Closing);
         match sys::send(self.socket.as_raw_fd(), &self.out[self.out_pos..], more) {
             Ok(n) => {
                 self.out_pos += n;

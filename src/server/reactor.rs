@@ -380,7 +380,7 @@ impl Reactor {
             let Some(listener) = self.listeners.get(index) else {
                 return;
             };
-            let (mut socket, peer) = match listener.accept() {
+            let (socket, peer) = match listener.accept() {
                 Ok(pair) => pair,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -401,17 +401,8 @@ impl Reactor {
             }
 
             let entry = self.conns.vacant_entry();
-            let token = Token(entry.key() * TOKENS_PER_CONNECTION);
-            if self
-                .env
-                .poll
-                .registry()
-                .register(&mut socket, token, Interest::READABLE | Interest::WRITABLE)
-                .is_err()
-            {
-                continue;
-            }
             let key = entry.key();
+            let token = Token(key * TOKENS_PER_CONNECTION);
             self.generation += 1;
             let conn = entry.insert(Connection::new(
                 key,
@@ -421,9 +412,17 @@ impl Reactor {
                 &self.env.clock,
                 &self.env.timeouts,
             ));
-            // A client usually sends its request right after connecting: try
-            // it now rather than after another trip through epoll_wait.
+            // A client usually sends its request right after connecting (the
+            // listener defers the accept until it has): answer it now, and
+            // only a connection that must wait for something joins the poll.
+            // One answered and closed at once never does (no epoll_ctl).
             let progress = guarded(|| conn.ready(true, true, false, &mut self.env.shared()));
+            if progress != Progress::Close
+                && conn.register(self.env.poll.registry(), token).is_err()
+            {
+                self.close(key);
+                continue;
+            }
             self.apply(key, progress);
         }
         self.run_queue.push(Token(LISTENERS - index));
