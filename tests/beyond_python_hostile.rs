@@ -361,10 +361,21 @@ fn absurd_timeouts_and_forged_headers_are_refused_at_start_up() {
         "Transfer-Encoding: chunked",
         "Connection: close",
         "content-type: x",
+        "Location: /x",
+        "Accept-Ranges: none",
+        "Vary: Cookie",
     ] {
         let err = start_fails(&["-H", owned]);
         assert!(err.contains("set by the server"), "{owned}: {err}");
     }
+    let err = start_fails(&[
+        "--cors",
+        "-H",
+        "Access-Control-Allow-Origin: https://a.example",
+    ]);
+    assert!(err.contains("--cors already sets it"), "{err}");
+    let err = start_fails(&["-H", "X-A : b"]);
+    assert!(err.contains("before the colon"), "{err}");
     // The longest accepted timeouts work.
     let t = TempTree::new("timeouts");
     t.file("f.txt", b"ok\n");

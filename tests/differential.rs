@@ -102,6 +102,8 @@ enum Quirk {
     StrictHeaders,
     /// An absolute-form target (`http://host/path`) names `/path`.
     AbsoluteForm,
+    /// A date condition on more than one line is ignored.
+    RepeatedDateIgnored,
 }
 
 /// The table of deliberate differences: (quirk, what Python does, what
@@ -227,6 +229,13 @@ const DELIBERATE_DIFFERENCES: &[(Quirk, &str, &str)] = &[
         "Answers 400 with the standard error page and closes (RFC 9112 2.2, 3.2, 5): \
          a dropped line could be a Content-Length, and the body would then be read as \
          a second request.",
+    ),
+    (
+        Quirk::RepeatedDateIgnored,
+        "Reads the first of two `If-Modified-Since` lines (a future date there gives \
+         304, whatever the second says).",
+        "Ignores the condition (RFC 9110 13.1.3: a field value with more than one member \
+         MUST be ignored) and answers 200 with the file.",
     ),
     (
         Quirk::AbsoluteForm,
@@ -730,15 +739,18 @@ fn corpus(mime: &HashMap<String, PyMime>) -> Vec<Case> {
         &["if-modified-since: Thu, 01 Jan 2099 00:00:00 GMT"],
         304,
     ));
-    v.push(ims(
-        "two headers, first future",
-        "/a.txt",
-        &[
-            "If-Modified-Since: Thu, 01 Jan 2099 00:00:00 GMT",
-            "If-Modified-Since: Thu, 01 Jan 1970 00:00:00 GMT",
-        ],
-        304,
-    ));
+    v.push(
+        ims(
+            "two headers, first future",
+            "/a.txt",
+            &[
+                "If-Modified-Since: Thu, 01 Jan 2099 00:00:00 GMT",
+                "If-Modified-Since: Thu, 01 Jan 1970 00:00:00 GMT",
+            ],
+            304,
+        )
+        .quirk(Quirk::RepeatedDateIgnored),
+    );
     v.push(ims(
         "future on a listing",
         "/list/",
@@ -1469,6 +1481,24 @@ fn check_quirk(q: Quirk, mode: &str, req: &[u8], fx: &Fixture, p: &Side, t: &Sid
                         escape_bytes(&r.body, 100)
                     )),
                 },
+                _ => d.push(format!("expected exactly 1 response, got {}", tr.len())),
+            }
+        }
+        Quirk::RepeatedDateIgnored => {
+            if pr.last().and_then(|r| r.status) != Some(304) {
+                return vec![format!(
+                    "corpus: python did not answer 304 ({})",
+                    p.summary()
+                )];
+            }
+            let want = fx.read_bytes_path(b"a.txt").expect("fixture a.txt");
+            match tr.as_slice() {
+                [r] if r.status == Some(200) && r.body == want => {}
+                [r] => d.push(format!(
+                    "want 200 with a.txt, got {:?}: {}",
+                    r.status_line,
+                    escape_bytes(&r.body, 80)
+                )),
                 _ => d.push(format!("expected exactly 1 response, got {}", tr.len())),
             }
         }

@@ -955,6 +955,21 @@ fn a_pending_poll_does_not_spin_and_gets_504() {
 }
 
 #[test]
+fn a_client_that_half_closes_still_gets_its_deferred_answer() {
+    let seen = Arc::new(AtomicUsize::new(0));
+    let count = seen.clone();
+    let s = serve(move |b| b.build(slow(count)));
+    let mut c = TcpStream::connect(s.addr()).unwrap();
+    c.write_all(b"GET /?ms=500 HTTP/1.0\r\n\r\n").unwrap();
+    c.shutdown(std::net::Shutdown::Write).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut all = String::new();
+    c.read_to_string(&mut all).unwrap();
+    assert!(all.starts_with("HTTP/1.1 200 OK\r\n"), "{all}");
+    assert!(all.ends_with("slept 500 on Thread-1"), "{all}");
+}
+
+#[test]
 fn jobs_of_clients_that_left_are_not_run() {
     let ran = Arc::new(AtomicUsize::new(0));
     let counted = ran.clone();
@@ -962,8 +977,10 @@ fn jobs_of_clients_that_left_are_not_run() {
         b.workers(1, 16).build(move |r: &mut Exchange| {
             let counted = counted.clone();
             r.defer(move |r| {
-                counted.fetch_add(1, Ordering::SeqCst);
-                thread::sleep(Duration::from_millis(300));
+                // Longer than the half-close grace (5 s): the clients that
+                // left are known gone before the worker is free.
+                let first = counted.fetch_add(1, Ordering::SeqCst) == 0;
+                thread::sleep(Duration::from_millis(if first { 6000 } else { 10 }));
                 r.send_response(200);
                 r.end_headers();
             })
@@ -981,6 +998,8 @@ fn jobs_of_clients_that_left_are_not_run() {
     thread::sleep(Duration::from_millis(100));
     let mut last = conn(a);
     last.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    first.timeout = Duration::from_secs(10);
+    last.timeout = Duration::from_secs(10);
     assert_eq!(first.read_final_response(false).unwrap().status, Some(200));
     assert_eq!(last.read_final_response(false).unwrap().status, Some(200));
     assert_eq!(

@@ -351,3 +351,46 @@ fn at_the_connection_limit_silent_sockets_make_room_for_a_new_client() {
     );
     drop(silent);
 }
+
+#[test]
+fn listings_of_many_directories_at_once_stay_within_the_budget() {
+    let t = ShmDir::new("manylists");
+    // 24 directories of 8000 entries with 200-byte names: about 4 MiB of
+    // listing each, three times the 32 MiB budget together.
+    for d in 0..24 {
+        let dir = t.0.join(format!("d{d:02}"));
+        std::fs::create_dir(&dir).unwrap();
+        for i in 0..8000 {
+            std::fs::File::create(dir.join(format!("{i:06}{}", "n".repeat(194)))).unwrap();
+        }
+    }
+    let s = Server::tinyserve_with(&t.0, "HTTP/1.1", &["-q"]);
+    // One client each, all at once, none reading: every build is under way
+    // before any is done.
+    let clients: Vec<TcpStream> = (0..24)
+        .map(|d| {
+            let mut c = TcpStream::connect(s.addr()).unwrap();
+            c.write_all(format!("GET /d{d:02}/ HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+                .unwrap();
+            c
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    let (mut ok, mut busy) = (0, 0);
+    for mut c in clients {
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut head = [0u8; 64];
+        let n = c.read(&mut head).unwrap();
+        let line = String::from_utf8_lossy(&head[..n]);
+        if line.starts_with("HTTP/1.1 200") {
+            ok += 1;
+        } else if line.starts_with("HTTP/1.1 503 Server busy: too many large listings") {
+            busy += 1;
+        } else {
+            panic!("{line}");
+        }
+    }
+    let peak_mib = proc_status_kib(s.pid(), "VmHWM").unwrap() / 1024;
+    assert!(ok >= 1 && busy >= 1, "{ok} served, {busy} told to retry");
+    assert!(peak_mib < 48, "peak RSS {peak_mib} MiB, budget 32 MiB");
+}

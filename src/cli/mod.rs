@@ -18,7 +18,7 @@ use std::time::Duration;
 /// Headers the server writes itself, per response: `-H` may not add a
 /// second one (two `Content-Length`s would let clients disagree on where
 /// the body ends).
-const SERVER_OWNED: [&str; 14] = [
+const SERVER_OWNED: [&str; 18] = [
     "Content-Length",
     "Transfer-Encoding",
     "Connection",
@@ -33,6 +33,19 @@ const SERVER_OWNED: [&str; 14] = [
     "Content-Encoding",
     "ETag",
     "Last-Modified",
+    "Location",
+    "Accept-Ranges",
+    "Vary",
+    "Retry-After",
+];
+
+/// What `--cors` sets: `-H` may not add a second one next to it.
+const CORS_OWNED: [&str; 5] = [
+    "Access-Control-Allow-Origin",
+    "Access-Control-Expose-Headers",
+    "Access-Control-Allow-Methods",
+    "Access-Control-Allow-Headers",
+    "Access-Control-Max-Age",
 ];
 
 /// A start-up failure, said in one line.
@@ -106,6 +119,12 @@ fn start(cli: &Cli) -> Result<(), StartError> {
             .map_err(|e| StartError(format!("bad header for -H: {e}")))?;
     }
     if let Some(n) = cli.max_connections {
+        let ceiling = ServerBuilder::connection_ceiling();
+        if n > ceiling {
+            eprintln!(
+                "tinyserve: --max-connections {n} is more than the open-file limit leaves room for; using {ceiling}"
+            );
+        }
         builder = builder.max_connections(n);
     }
     let mut server = builder
@@ -209,7 +228,10 @@ fn extra_headers(cli: &Cli) -> Result<Vec<(String, String)>, StartError> {
         let (name, value) = h
             .split_once(':')
             .ok_or_else(|| bad("expected 'Name: value'"))?;
-        let name = name.trim();
+        let name = name.trim_start();
+        if name.ends_with([' ', '\t']) {
+            return Err(bad("no space may come before the colon"));
+        }
         if !crate::proto::request::is_token(name.as_bytes()) {
             return Err(bad("the name must be a token (letters, digits, -...)"));
         }
@@ -220,6 +242,9 @@ fn extra_headers(cli: &Cli) -> Result<Vec<(String, String)>, StartError> {
             return Err(bad(&format!(
                 "{owned} is set by the server for each response"
             )));
+        }
+        if cli.cors && CORS_OWNED.iter().any(|o| o.eq_ignore_ascii_case(name)) {
+            return Err(bad("--cors already sets it"));
         }
         if cli.no_cache && name.eq_ignore_ascii_case("Cache-Control") {
             return Err(bad("--no-cache already sets Cache-Control"));

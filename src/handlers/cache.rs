@@ -357,8 +357,14 @@ impl FileCache {
             (!trusted || self.watch_file(Path::new(&full_twin), rel)).then_some(())?;
             cached_file(Rc::new(f))
         };
-        let br = twin(b".br");
-        let gzip = twin(b".gz");
+        let serves = |t: &FileFacts| {
+            crate::handlers::files::twin_serves_for(
+                (t.stamp.3, t.stamp.4, t.len),
+                (identity.stamp.3, identity.stamp.4, identity.len),
+            )
+        };
+        let br = twin(b".br").filter(serves);
+        let gzip = twin(b".gz").filter(serves);
         self.born += 1;
         let entry = Entry {
             content_type: crate::proto::mime::content_type(rel),

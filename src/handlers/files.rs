@@ -104,7 +104,8 @@ impl FileHandler {
             return not_found(r);
         }
         let now = r.services.as_ref().map(|s| s.now);
-        let accept = r.headers().get_bytes("Accept-Encoding");
+        let accept = request::header_joined(r.req().headers, "Accept-Encoding");
+        let accept = accept.as_deref();
         if !found.trailing_slash
             && let Some(now) = now
             && let Some(entity) = r
@@ -169,7 +170,7 @@ impl FileHandler {
             }
         }
         let content_type = mime::content_type(index_name.unwrap_or(path));
-        let twins = self.twin(r, path, index_name);
+        let twins = self.twin(r, path, index_name, &meta);
         let (facts, encoding) = match twins.chosen {
             Some((facts, coding)) => (facts, Some(coding)),
             None => (FileFacts::from_meta(file, &meta), None),
@@ -201,8 +202,15 @@ impl FileHandler {
     /// A pre-compressed twin (`file.br`, `file.gz`) the client accepts, sent
     /// in place of the file (with the file's type), and whether any twin
     /// exists.
-    fn twin(&self, r: &Exchange, path: &[u8], index_name: Option<&[u8]>) -> Twins {
-        let accept = r.headers().get_bytes("Accept-Encoding").unwrap_or(b"");
+    fn twin(
+        &self,
+        r: &Exchange,
+        path: &[u8],
+        index_name: Option<&[u8]>,
+        original: &std::fs::Metadata,
+    ) -> Twins {
+        let accept = request::header_joined(r.req().headers, "Accept-Encoding");
+        let accept = accept.as_deref().unwrap_or(b"");
         let mut twins = Twins {
             chosen: None,
             exists: false,
@@ -220,6 +228,19 @@ impl FileHandler {
             }
             twin.extend_from_slice(suffix);
             if !sys::is_regular_file_at(&self.root, &twin, &mut cpath) {
+                continue;
+            }
+            let Some(st) = sys::stat_at(&self.root, &twin, false, &mut cpath) else {
+                continue;
+            };
+            let twin_time = (
+                st.st_mtime,
+                st.st_mtime_nsec,
+                u64::try_from(st.st_size).unwrap_or(0),
+            );
+            use std::os::unix::fs::MetadataExt;
+            let original_time = (original.mtime(), original.mtime_nsec(), original.len());
+            if !twin_serves_for(twin_time, original_time) {
                 continue;
             }
             twins.exists = true;
@@ -303,11 +324,16 @@ impl BodySource for PageSource {
 }
 
 fn listing_failed(r: &mut Exchange, failure: listing::Failure) {
-    let (code, message) = match failure {
-        listing::Failure::Unreadable => (404, "No permission to list directory"),
-        listing::Failure::TooLarge => (500, "Directory too large to list"),
-    };
-    r.send_error(code, Some(message), None);
+    match failure {
+        listing::Failure::Unreadable => no_permission(r),
+        listing::Failure::TooLarge => r.send_error(500, Some("Directory too large to list"), None),
+        listing::Failure::OverBudget => r.send_error_with(
+            503,
+            Some("Server busy: too many large listings at once"),
+            None,
+            &[("Retry-After", b"1")],
+        ),
+    }
 }
 
 fn no_permission(r: &mut Exchange) {
@@ -323,6 +349,14 @@ fn unavailable(r: &mut Exchange) {
         None,
         &[("Retry-After", b"1")],
     );
+}
+
+/// A twin stands in for its file only if it is no older (an old `.gz`
+/// would give gzip clients old content) and not empty unless the file is
+/// (an empty `.gz` is no gzip stream at all). Each is `(mtime, mtime_nsec,
+/// len)`.
+pub fn twin_serves_for(twin: (i64, i64, u64), original: (i64, i64, u64)) -> bool {
+    (twin.0, twin.1) >= (original.0, original.1) && (twin.2 > 0 || original.2 == 0)
 }
 
 fn not_found(r: &mut Exchange) {
@@ -393,13 +427,13 @@ pub fn send_entity(r: &mut Exchange, entity: &Entity) {
     let verdict = conditional::evaluate_lines(
         true,
         request::header_lines(headers, "If-Match"),
-        request::header(headers, "If-Unmodified-Since"),
+        request::header_once(headers, "If-Unmodified-Since"),
         inm,
         None,
         v,
     );
     let python_ims = no_inm
-        && request::header(headers, "If-Modified-Since")
+        && request::header_once(headers, "If-Modified-Since")
             .and_then(parse_utc_date)
             .is_some_and(|since| v.last_modified <= since);
     match verdict {
@@ -423,7 +457,7 @@ pub fn send_entity(r: &mut Exchange, entity: &Entity) {
             start,
             end_inclusive,
         } => (206, start, end_inclusive - start + 1),
-        RangeSpec::Unsatisfiable => return unsatisfiable(r, len),
+        RangeSpec::Unsatisfiable => return unsatisfiable(r, entity, len),
         RangeSpec::Multi(set) => {
             let ranges = set.as_slice();
             let total =
@@ -480,8 +514,10 @@ fn not_modified(r: &mut Exchange, entity: &Entity) {
     r.end_headers();
 }
 
-/// 416 with `Content-Range: bytes */len`; the connection stays open.
-fn unsatisfiable(r: &mut Exchange, len: u64) {
+/// 416 with `Content-Range: bytes */len` of the representation chosen
+/// (and so the `Vary` that says how it was chosen); the connection stays
+/// open.
+fn unsatisfiable(r: &mut Exchange, entity: &Entity, len: u64) {
     let mut page = Vec::new();
     push_error_page(
         &mut page,
@@ -493,6 +529,9 @@ fn unsatisfiable(r: &mut Exchange, len: u64) {
     range::write_unsatisfied(&mut value, len);
     r.send_response(416);
     r.send_header_bytes("Content-Range", &value);
+    if entity.has_twin || entity.encoding.is_some() {
+        r.send_header("Vary", "Accept-Encoding");
+    }
     r.send_header("Content-Type", "text/html;charset=utf-8");
     r.send_header_num("Content-Length", page.len() as u64);
     r.end_headers();
@@ -609,11 +648,11 @@ fn redirect_to_slash(r: &mut Exchange, target: &[u8]) {
     location.push(b'/');
     if !url.query.is_empty() {
         location.push(b'?');
-        location.extend_from_slice(url.query);
+        push_controls_encoded(&mut location, url.query);
     }
     if !url.fragment.is_empty() {
         location.push(b'#');
-        location.extend_from_slice(url.fragment);
+        push_controls_encoded(&mut location, url.fragment);
     }
     r.send_response(301);
     r.send_header_bytes("Location", &location);
@@ -634,16 +673,30 @@ fn push_local_path(out: &mut Vec<u8>, path: &[u8]) {
     let start = path.iter().position(|&b| b != b'/').unwrap_or(path.len());
     out.push(b'/');
     for &b in &path[start..] {
-        // Control bytes (NUL, CR...) never reach a header: encoded, as a
-        // browser would send them.
-        if b == b'\\' || b < 0x20 || b == 0x7f {
-            out.push(b'%');
-            out.push(b"0123456789ABCDEF"[usize::from(b >> 4)]);
-            out.push(b"0123456789ABCDEF"[usize::from(b & 0xf)]);
+        if b == b'\\' {
+            push_percent(out, b);
+        } else {
+            push_controls_encoded(out, &[b]);
+        }
+    }
+}
+
+/// Control bytes (NUL, CR, ESC...) never reach a header: percent-encoded,
+/// as a browser would have sent them.
+fn push_controls_encoded(out: &mut Vec<u8>, bytes: &[u8]) {
+    for &b in bytes {
+        if b < 0x20 || b == 0x7f {
+            push_percent(out, b);
         } else {
             out.push(b);
         }
     }
+}
+
+fn push_percent(out: &mut Vec<u8>, b: u8) {
+    out.push(b'%');
+    out.push(b"0123456789ABCDEF"[usize::from(b >> 4)]);
+    out.push(b"0123456789ABCDEF"[usize::from(b & 0xf)]);
 }
 
 /// A date as Python's `email.utils.parsedate_to_datetime` reads it, in

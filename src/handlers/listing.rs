@@ -106,6 +106,9 @@ pub enum Failure {
     Unreadable,
     /// More than [`MAX_ENTRIES`].
     TooLarge,
+    /// All listings, finished and being read, would hold more than
+    /// [`LISTINGS_BUDGET`]: 503, try again.
+    OverBudget,
 }
 
 /// A listing being read, a step at a time.
@@ -129,7 +132,8 @@ struct Reading {
     names: Vec<u8>,
     entries: Vec<Entry>,
     meta: Vec<Meta>,
-    alive: Rc<std::cell::Cell<usize>>,
+    /// This build's bytes, counted with every listing's as it grows.
+    share: Share,
     /// The sort keys, lower-cased, in one buffer, and where each is.
     keys: Vec<u8>,
     key_spans: Vec<(u32, u32)>,
@@ -156,7 +160,7 @@ impl Build {
                 names: Vec::new(),
                 entries: Vec::new(),
                 meta: Vec::new(),
-                alive,
+                share: Share { alive, counted: 0 },
                 keys: Vec::new(),
                 key_spans: Vec::new(),
                 scratch: Vec::new(),
@@ -174,7 +178,17 @@ impl Build {
             let BuildState::Reading(reading) = &mut self.state else {
                 unreachable!()
             };
-            match reading.read_some() {
+            let read = reading.read_some().and_then(|done| {
+                // Builds started together must not add up past the budget:
+                // each counts what it holds as it grows.
+                let bytes = reading.bytes();
+                reading.share.set(bytes);
+                if !done && reading.share.alive.get() > LISTINGS_BUDGET {
+                    return Err(Failure::OverBudget);
+                }
+                Ok(done)
+            });
+            match read {
                 Ok(false) => {}
                 Ok(true) => {
                     let BuildState::Reading(reading) =
@@ -197,21 +211,43 @@ impl Build {
     /// Bytes held, for the budget.
     pub fn bytes(&self) -> usize {
         match &self.state {
-            BuildState::Reading(r) => {
-                r.names.capacity()
-                    + r.keys.capacity()
-                    + r.entries.capacity() * size_of::<Entry>()
-                    + r.meta.capacity() * size_of::<Meta>()
-                    + r.key_spans.capacity() * 8
-                    + 32 * 1024
-            }
+            BuildState::Reading(r) => r.bytes(),
             BuildState::Ready(l) => l.bytes(),
             BuildState::Failed(_) => 0,
         }
     }
 }
 
+/// A share of the listings' budget, given back when dropped.
+struct Share {
+    alive: Rc<std::cell::Cell<usize>>,
+    counted: usize,
+}
+
+impl Share {
+    fn set(&mut self, bytes: usize) {
+        let others = self.alive.get().saturating_sub(self.counted);
+        self.alive.set(others + bytes);
+        self.counted = bytes;
+    }
+}
+
+impl Drop for Share {
+    fn drop(&mut self) {
+        self.set(0);
+    }
+}
+
 impl Reading {
+    fn bytes(&self) -> usize {
+        self.names.capacity()
+            + self.keys.capacity()
+            + self.entries.capacity() * size_of::<Entry>()
+            + self.meta.capacity() * size_of::<Meta>()
+            + self.key_spans.capacity() * 8
+            + 32 * 1024
+    }
+
     /// Reads a step's worth of entries; true once the directory is done.
     fn read_some(&mut self) -> Result<bool, Failure> {
         for _ in 0..STEP_ENTRIES {
@@ -299,7 +335,7 @@ impl Reading {
             dirs,
             by_size: OnceCell::new(),
             by_time: OnceCell::new(),
-            alive: self.alive,
+            alive: Rc::clone(&self.share.alive),
             counted: 0,
         };
         let mut item = Vec::with_capacity(2048);
@@ -311,6 +347,8 @@ impl Reading {
         }
         listing.items_len = total;
         listing.names.shrink_to_fit();
+        // The build's share (dropped with it, here) becomes the listing's.
+        drop(self.share);
         listing.counted = listing.bytes();
         listing.alive.set(listing.alive.get() + listing.counted);
         listing
@@ -592,16 +630,6 @@ struct Cached {
 }
 
 impl Listings {
-    /// Bytes held by listings still being read.
-    fn building_bytes(&self) -> usize {
-        self.map
-            .values()
-            .map(|c| c.build.borrow())
-            .filter(|b| matches!(b.state, BuildState::Reading(_)))
-            .map(|b| b.bytes())
-            .sum()
-    }
-
     /// The listing of the open directory `dir`: one already built or being
     /// built for it, or a new build. `Err(OverBudget)` when the listings in
     /// use hold [`LISTINGS_BUDGET`] already.
@@ -626,23 +654,25 @@ impl Listings {
             meta.ctime(),
             meta.ctime_nsec(),
         );
-        // The bytes every finished listing holds, whether still cached or
-        // only held by connections sending it.
-        let alive = self.alive.get() + self.building_bytes();
+        // The bytes every listing holds, being read, cached or only held
+        // by connections sending it.
+        let alive = self.alive.get();
         if let Some(c) = self.map.get(&key)
             && c.stamp == stamp
             && c.style == *style
         {
             let b = c.build.borrow();
             let age = now.saturating_duration_since(b.started);
+            let over_budget = matches!(b.state, BuildState::Failed(Failure::OverBudget));
             let in_use = Rc::strong_count(&c.build) > 1;
             // Reused while fresh, while it is still being sent (up to a
             // limit: a listing is not kept stale for ever by a stream of
             // readers), or when a new one would not fit the budget.
-            if age < REUSE_FOR
-                || matches!(b.state, BuildState::Reading(_))
-                || (in_use && age < REUSE_WHILE_SENT)
-                || alive >= LISTINGS_BUDGET
+            if !over_budget
+                && (age < REUSE_FOR
+                    || matches!(b.state, BuildState::Reading(_))
+                    || (in_use && age < REUSE_WHILE_SENT)
+                    || alive >= LISTINGS_BUDGET)
             {
                 drop(b);
                 return Ok(Rc::clone(&c.build));
@@ -658,14 +688,12 @@ impl Listings {
             .map(|(k, _)| *k)
             .collect();
         for k in idle {
-            if self.alive.get() + self.building_bytes() < LISTINGS_BUDGET / 2
-                && self.map.len() < MAX_CACHED
-            {
+            if self.alive.get() < LISTINGS_BUDGET / 2 && self.map.len() < MAX_CACHED {
                 break;
             }
             self.map.remove(&k);
         }
-        if self.alive.get() + self.building_bytes() >= LISTINGS_BUDGET {
+        if self.alive.get() >= LISTINGS_BUDGET {
             return Err(OverBudget);
         }
         let build = Rc::new(RefCell::new(Build::counted(

@@ -30,11 +30,13 @@ enum Phase {
         cr: bool,
     },
     /// Trailer lines after the last chunk: `line` bytes into the current
-    /// line, `cr` after a CR, `total` bytes of trailers so far.
+    /// line, `cr` after a CR, `total` bytes of trailers so far, `colon`
+    /// once the line's name has ended.
     Trailer {
         line: usize,
         cr: bool,
         total: usize,
+        colon: bool,
     },
     Done,
 }
@@ -129,6 +131,7 @@ impl ChunkedDecoder {
                                 line: 0,
                                 cr: false,
                                 total: 0,
+                                colon: false,
                             }
                         } else {
                             Phase::Data(*size)
@@ -156,7 +159,12 @@ impl ChunkedDecoder {
                         }
                     }
                 }
-                Phase::Trailer { line, cr, total } => {
+                Phase::Trailer {
+                    line,
+                    cr,
+                    total,
+                    colon,
+                } => {
                     let b = input[pos];
                     pos += 1;
                     *total += 1;
@@ -169,9 +177,13 @@ impl ChunkedDecoder {
                         }
                         if *line == 0 {
                             self.phase = Phase::Done;
+                        } else if !*colon {
+                            // Not `name: value`: a request read as trailers?
+                            return Err(ChunkedError("trailer line is not a field"));
                         } else {
                             *line = 0;
                             *cr = false;
+                            *colon = false;
                         }
                         continue;
                     }
@@ -184,6 +196,17 @@ impl ChunkedDecoder {
                         }
                         _ if b != b'\t' && (b < 0x20 || b == 0x7f) => {
                             return Err(ChunkedError("control byte in trailer"));
+                        }
+                        b':' if !*colon => {
+                            if *line == 0 {
+                                return Err(ChunkedError("trailer field without a name"));
+                            }
+                            *colon = true;
+                            *line += 1;
+                        }
+                        // A field name is a token: no space before the colon.
+                        _ if !*colon && !super::request::is_tchar(b) => {
+                            return Err(ChunkedError("bad trailer field name"));
                         }
                         _ => *line += 1,
                     }
@@ -255,6 +278,19 @@ mod tests {
         let mut long = b"5;".to_vec();
         long.resize(MAX_SIZE_LINE + 1, b'a');
         assert!(decode_all(&long).is_err());
+        for bad in [
+            &b"0\r\nX T\r\n\r\n"[..],
+            b"0\r\nX : a\r\n\r\n",
+            b"0\r\n: a\r\n\r\n",
+            b"0\r\nGET /nonexist HTTP/1.1\r\nHost: x\r\n\r\n",
+        ] {
+            assert!(
+                decode_all(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        assert!(decode_all(b"0\r\nX-T: a b:c\r\nY:\r\n\r\n").is_ok());
         let mut trailers = b"0\r\n".to_vec();
         while trailers.len() < MAX_TRAILERS + 10 {
             trailers.extend_from_slice(b"X-Trailer: value\r\n");

@@ -8,10 +8,11 @@
 //! - The entity tag of a file is strong and made of its inode, its size and
 //!   its modification time in nanoseconds, each in lowercase hex without
 //!   leading zeros, joined by `-` and quoted: `"<ino>-<size>-<mtime_ns>"`,
-//!   at most [`ETAG_MAX_LEN`] (52) bytes. `mtime_ns` is
-//!   `mtime_secs * 10^9 + mtime_nsec` reduced modulo 2^64 (two's
-//!   complement for times before 1970), so no input overflows. Replacing or
-//!   rewriting a file changes at least one of the three.
+//!   at most [`ETAG_MAX_LEN`] (62) bytes. A time whose nanoseconds do not
+//!   fit in 64 bits (before 1970, after 2554) is written
+//!   `s<secs>.<nsec>` instead, so no two times share a tag and nothing
+//!   overflows. Replacing or rewriting a file changes at least one of the
+//!   three.
 //! - `Last-Modified` is the modification time in whole seconds, floored,
 //!   and 0 for times before 1970 (as the rest of the server formats it).
 //! - Entity-tag lists (`If-Match`, `If-None-Match`) are parsed without
@@ -38,7 +39,7 @@ use std::time::UNIX_EPOCH;
 
 /// The longest entity tag [`ETag::new`] makes: two quotes, two dashes and
 /// three 16-digit hex numbers.
-pub const ETAG_MAX_LEN: usize = 52;
+pub const ETAG_MAX_LEN: usize = 62;
 
 /// The strong entity tag of a file, kept formatted (quotes included).
 #[derive(Clone, Copy)]
@@ -51,7 +52,7 @@ impl ETag {
     /// The entity tag of a file with this inode, size and modification
     /// time (seconds and nanoseconds since 1970, as `stat` gives them).
     pub fn new(ino: u64, size: u64, mtime_secs: i64, mtime_nsec: i64) -> ETag {
-        let mtime_ns = (i128::from(mtime_secs) * 1_000_000_000 + i128::from(mtime_nsec)) as u64;
+        let mtime_ns = i128::from(mtime_secs) * 1_000_000_000 + i128::from(mtime_nsec);
         let mut tag = ETag {
             buf: [0; ETAG_MAX_LEN],
             len: 0,
@@ -61,7 +62,18 @@ impl ETag {
         tag.push(b'-');
         tag.push_hex(size);
         tag.push(b'-');
-        tag.push_hex(mtime_ns);
+        match u64::try_from(mtime_ns) {
+            Ok(ns) => tag.push_hex(ns),
+            Err(_) => {
+                // Before 1970 or after 2554: seconds and nanoseconds apart
+                // (never equal to an in-range tag, which has no `s`), so
+                // two such times never share a tag.
+                tag.push(b's');
+                tag.push_hex(mtime_secs as u64);
+                tag.push(b'.');
+                tag.push_hex(mtime_nsec.rem_euclid(1_000_000_000) as u64);
+            }
+        }
         tag.push(b'"');
         tag
     }
@@ -424,7 +436,14 @@ mod tests {
         let max = ETag::new(u64::MAX, u64::MAX, -1, 1_000_000_000 - 1);
         assert_eq!(
             max.as_bytes(),
-            b"\"ffffffffffffffff-ffffffffffffffff-ffffffffffffffff\""
+            b"\"ffffffffffffffff-ffffffffffffffff-sffffffffffffffff.3b9ac9ff\""
+        );
+        // Times past 2^64 ns no longer wrap onto earlier ones.
+        let far = ETag::new(u64::MAX, u64::MAX, i64::MIN, 999_999_999);
+        assert_eq!(far.as_bytes().len(), ETAG_MAX_LEN);
+        assert_ne!(
+            ETag::new(1, 1, 18_446_744_074, 0).as_bytes(),
+            ETag::new(1, 1, 0, 290_448_384).as_bytes()
         );
         assert_eq!(max.as_bytes().len(), ETAG_MAX_LEN);
         // Extreme times neither overflow nor panic.

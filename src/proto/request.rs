@@ -448,6 +448,11 @@ const TCHAR: [bool; 256] = {
     t
 };
 
+/// A byte allowed in a token.
+pub fn is_tchar(b: u8) -> bool {
+    TCHAR[usize::from(b)]
+}
+
 /// An RFC 9110 token: a field name, a method.
 pub fn is_token(bytes: &[u8]) -> bool {
     !bytes.is_empty() && bytes.iter().all(|&b| TCHAR[usize::from(b)])
@@ -492,6 +497,9 @@ pub fn body_framing(
             hosts += 1;
             if hosts > 1 {
                 return Err(bad_request("Duplicate Host header"));
+            }
+            if !is_host(h.value) {
+                return Err(bad_request("Bad Host header"));
             }
         } else if h.name.eq_ignore_ascii_case("Content-Length") {
             for item in h.value.split(|&b| b == b',') {
@@ -539,6 +547,36 @@ pub fn body_framing(
     Ok(BodyFraming::Chunked)
 }
 
+/// `uri-host [ ":" port ]` (RFC 9112 3.2, RFC 3986 3.2.2), or empty: the
+/// bytes a host name, an IP literal and a port are made of. No space, no
+/// `@` (user info), no `/`, `?` or `#`, no control or non-ASCII byte.
+fn is_host(value: &[u8]) -> bool {
+    value.iter().all(|&b| {
+        b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'%'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+                    | b':'
+                    | b'['
+                    | b']'
+            )
+    })
+}
+
 /// `1*DIGIT` that fits in a u64; nothing else (no sign, no spaces).
 pub fn parse_content_length(v: &[u8]) -> Option<u64> {
     if v.is_empty() || !v.iter().all(u8::is_ascii_digit) {
@@ -579,6 +617,33 @@ pub fn header<'b>(headers: &[httparse::Header<'b>], name: &str) -> Option<&'b [u
         .map(|h| h.value)
 }
 
+/// The value of `name` when it comes on exactly one line: a field that
+/// is not a list (a date) is ignored when repeated (RFC 9110 5.3).
+pub fn header_once<'b>(headers: &[httparse::Header<'b>], name: &str) -> Option<&'b [u8]> {
+    let mut lines = headers.iter().filter(|h| h.name.eq_ignore_ascii_case(name));
+    let first = lines.next()?;
+    lines.next().is_none().then_some(first.value)
+}
+
+/// A list-valued field's lines joined into one list (`a, b`), as RFC
+/// 9110 5.3 reads them; borrowed when there is one line.
+pub fn header_joined<'b>(
+    headers: &[httparse::Header<'b>],
+    name: &str,
+) -> Option<std::borrow::Cow<'b, [u8]>> {
+    let mut lines = headers.iter().filter(|h| h.name.eq_ignore_ascii_case(name));
+    let first = lines.next()?;
+    let Some(second) = lines.next() else {
+        return Some(std::borrow::Cow::Borrowed(first.value));
+    };
+    let mut all = first.value.to_vec();
+    for h in std::iter::once(second).chain(lines) {
+        all.extend_from_slice(b", ");
+        all.extend_from_slice(h.value);
+    }
+    Some(std::borrow::Cow::Owned(all))
+}
+
 /// Every line of the header `name`, in order, or `None` if there is none:
 /// for list-valued fields, whose lines together make one list.
 pub fn header_lines<'h, 'b>(
@@ -606,6 +671,32 @@ pub fn has_token(value: &[u8], token: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_values() {
+        for good in [
+            &b""[..],
+            b"example.com",
+            b"127.0.0.1:8080",
+            b"[::1]:80",
+            b"a-b_c~d",
+            b"x,y",
+        ] {
+            assert!(is_host(good), "{:?}", String::from_utf8_lossy(good));
+        }
+        for bad in [
+            &b"a b"[..],
+            b"a@b",
+            b"x/y",
+            b"h?q",
+            b"h#f",
+            b"caf\xc3\xa9",
+            b"a\tb",
+            b"a\"b",
+        ] {
+            assert!(!is_host(bad), "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
 
     #[test]
     fn heads_past_the_few_lines_still_parse() {

@@ -71,6 +71,9 @@ pub(crate) struct Shared<'a> {
     pub pool: Option<&'a mut Pool>,
     /// Request bodies held whole, all connections together.
     pub body_memory: &'a std::rc::Rc<flow::BodyMemory>,
+    /// CGI scripts running now, and the most at once.
+    pub scripts: &'a mut usize,
+    pub max_scripts: usize,
 }
 
 /// News about a CGI child, from a connection to the reactor.
@@ -211,6 +214,9 @@ const MIN_PROGRESS: usize = 32 * 1024;
 const SENDFILE_CHUNK: usize = 1 << 20;
 /// Bytes a stream makes at once for one connection.
 const STREAM_CHUNK: usize = 16 * 1024;
+/// How long a script's or a worker's answer is still waited for once the
+/// client has ended its input (see `watch_client`).
+pub const HALF_CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 /// Pipelined request bytes held while a script runs or a worker works;
 /// beyond this the socket is not read until the response is done.
 const PIPELINE_HOLD: usize = 16 * 1024;
@@ -853,12 +859,15 @@ impl Connection {
     }
 
     /// Reads what the client sends while its answer is being made (a
-    /// script running, a worker working): the end of its input means it
-    /// has left (RFC 9112 9.6 allows a server to treat it so, as nginx and
-    /// Go's server do). Pipelined requests are kept for after the answer,
-    /// up to a bound. `Err` when the client has gone.
+    /// script running, a worker working). Pipelined requests are kept for
+    /// after the answer, up to a bound. The end of its input may be a
+    /// client that has left or one that only half-closed and still reads
+    /// (`nc -N`): nothing tells them apart until an answer is written, so
+    /// the answer is waited for [`HALF_CLOSE_GRACE`] longer at most (a
+    /// client that has gone then resets the first write). `Err` when the
+    /// socket fails.
     fn watch_client(&mut self, sh: &mut Shared) -> io::Result<bool> {
-        if !self.readable {
+        if !self.readable || self.peer_closed {
             return Ok(false);
         }
         let room = PIPELINE_HOLD.saturating_sub(self.inbuf.len());
@@ -870,7 +879,9 @@ impl Connection {
         match self.socket.read(&mut sh.rbuf[..want]) {
             Ok(0) => {
                 self.peer_closed = true;
-                Err(io::ErrorKind::UnexpectedEof.into())
+                self.readable = false;
+                self.deadline = self.deadline.min(sh.clock.deadline(HALF_CLOSE_GRACE));
+                Ok(false)
             }
             Ok(n) => {
                 self.inbuf.extend_from_slice(&sh.rbuf[..n]);
@@ -892,6 +903,14 @@ impl Connection {
     /// work that never answered), otherwise just close.
     pub(crate) fn timed_out(&mut self, sh: &mut Shared) -> Progress {
         match self.state {
+            State::Cgi(_) | State::Deferred(_) if self.peer_closed => {
+                sh.log.note(
+                    sh.clock,
+                    self.peer.ip(),
+                    "Client closed the connection; its answer was not waited for",
+                );
+                Progress::Close
+            }
             State::Head(_) if self.head_started && self.out_pos == self.out.len() => {
                 let rejection = Rejection {
                     status: 408,
@@ -1030,10 +1049,19 @@ pub fn keep_alive(
     if protocol == crate::handler::Protocol::Http10 || line.version == Version::Http09 {
         return false;
     }
-    match request::header(headers, "Connection") {
-        Some(v) if request::has_token(v, "close") => false,
-        Some(v) if request::has_token(v, "keep-alive") => true,
-        _ => line.version >= Version::HTTP_11,
+    // Every `Connection` line counts: `close` on any of them closes
+    // (RFC 9112 9.6); Python reads only the first.
+    let lines = || {
+        headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case("Connection"))
+    };
+    if lines().any(|h| request::has_token(h.value, "close")) {
+        false
+    } else if lines().any(|h| request::has_token(h.value, "keep-alive")) {
+        true
+    } else {
+        line.version >= Version::HTTP_11
     }
 }
 
@@ -1059,6 +1087,11 @@ mod tests {
     #[test]
     fn keep_alive_rules() {
         use Protocol::*;
+        assert!(!keep_alive(
+            Http11,
+            &line(Version::HTTP_11),
+            &[h("Connection", b"keep-alive"), h("Connection", b"close")]
+        ));
         assert!(keep_alive(Http11, &line(Version::HTTP_11), &[]));
         assert!(!keep_alive(Http11, &line(Version::HTTP_10), &[]));
         assert!(keep_alive(

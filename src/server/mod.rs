@@ -84,6 +84,7 @@ pub struct ServerBuilder {
     queue: usize,
     defer_timeout: Duration,
     max_body_memory: usize,
+    max_scripts: usize,
     handle_signals: bool,
     stop_message: Option<&'static str>,
 }
@@ -113,6 +114,7 @@ impl ServerBuilder {
             queue: 64,
             defer_timeout: Duration::from_secs(60),
             max_body_memory: 64 << 20,
+            max_scripts: 64,
             handle_signals: false,
             stop_message: None,
         }
@@ -198,9 +200,18 @@ impl ServerBuilder {
         self
     }
 
+    /// Most connections at once; by default half of what the open-file
+    /// limit leaves (each connection may hold a file being sent too). At
+    /// most [`ServerBuilder::connection_ceiling`]: more would run out of
+    /// descriptors before the limit is reached.
     pub fn max_connections(mut self, n: usize) -> ServerBuilder {
         self.max_connections = Some(n);
         self
+    }
+
+    /// The most connections the open-file limit leaves room for.
+    pub fn connection_ceiling() -> usize {
+        reactor::open_file_limit().saturating_sub(32).max(16)
     }
 
     /// No access log.
@@ -232,6 +243,13 @@ impl ServerBuilder {
         self
     }
 
+    /// CGI scripts running at once; past it a request for one gets 503.
+    /// Default 64.
+    pub fn max_scripts(mut self, n: usize) -> ServerBuilder {
+        self.max_scripts = n;
+        self
+    }
+
     pub fn defer_timeout(mut self, timeout: Duration) -> ServerBuilder {
         self.defer_timeout = timeout;
         self
@@ -252,7 +270,7 @@ impl ServerBuilder {
     }
 
     fn options(self) -> (Vec<std::net::TcpListener>, reactor::Options) {
-        let limit = reactor::open_file_limit();
+        let ceiling = ServerBuilder::connection_ceiling();
         let options = reactor::Options {
             config: Arc::new(self.config),
             timeouts: self.timeouts,
@@ -260,13 +278,14 @@ impl ServerBuilder {
             // descriptors.
             max_connections: self
                 .max_connections
-                .unwrap_or_else(|| (limit.saturating_sub(32) / 2).max(16)),
+                .map_or((ceiling / 2).max(16), |n| n.min(ceiling)),
             quiet: self.quiet,
             log_to: self.log_to,
             workers: self.workers,
             queue: self.queue,
             defer_timeout: self.defer_timeout,
             max_body_memory: self.max_body_memory,
+            max_scripts: self.max_scripts,
             handle_signals: self.handle_signals,
             stop_message: self.stop_message,
         };

@@ -68,6 +68,8 @@ pub(crate) struct Options {
     pub defer_timeout: Duration,
     /// Request bodies held whole, all connections together.
     pub max_body_memory: usize,
+    /// CGI scripts running at once.
+    pub max_scripts: usize,
     pub handle_signals: bool,
     /// Printed on stdout when a stop signal comes (the command line's
     /// "Keyboard interrupt received, exiting.").
@@ -94,6 +96,9 @@ struct Env {
     /// The one waker of this poll (workers' answers, shutdown handles).
     waker: Arc<mio::Waker>,
     body_memory: std::rc::Rc<crate::server::connection::BodyMemory>,
+    /// CGI scripts started and not yet reaped, and the most at once.
+    scripts: usize,
+    max_scripts: usize,
 }
 
 impl Env {
@@ -124,6 +129,8 @@ impl Env {
             children: &mut self.children,
             pool: self.pool.as_mut(),
             body_memory: &self.body_memory,
+            scripts: &mut self.scripts,
+            max_scripts: self.max_scripts,
         }
     }
 }
@@ -240,6 +247,8 @@ impl Reactor {
                 body_memory: std::rc::Rc::new(crate::server::connection::BodyMemory::new(
                     options.max_body_memory,
                 )),
+                scripts: 0,
+                max_scripts: options.max_scripts,
                 rbuf: vec![0; READ_BUFFER].into_boxed_slice(),
                 wbuf: Vec::with_capacity(16 * 1024),
                 held: Vec::new(),
@@ -713,6 +722,7 @@ impl Reactor {
         let Some(status) = child::reap(pid) else {
             return;
         };
+        self.env.scripts = self.env.scripts.saturating_sub(1);
         let code = if libc::WIFEXITED(status) {
             libc::WEXITSTATUS(status)
         } else {

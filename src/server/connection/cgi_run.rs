@@ -85,8 +85,23 @@ impl Connection {
     ) {
         let raw_line = info.raw_line;
         let chunked_ok = sh.config.protocol == Protocol::Http11 && info.version >= Version::HTTP_11;
+        if *sh.scripts >= sh.max_scripts {
+            // One client must not fork without end: past the ceiling, a
+            // script waits for another to end.
+            self.cgi_failed_on(
+                503,
+                "Server busy: too many CGI scripts running",
+                raw_line,
+                info.method_head,
+                sh,
+            );
+            return;
+        }
         let mut child = match child::spawn(&command) {
-            Ok(child) => child,
+            Ok(child) => {
+                *sh.scripts += 1;
+                child
+            }
             Err(e) if crate::server::sys::is_out_of_descriptors(&e) => {
                 self.cgi_failed_on(
                     503,
@@ -242,8 +257,9 @@ impl Connection {
         })
     }
 
-    /// Once the request body is in, watches the client: one that leaves
-    /// stops the script (the reactor stops its group when we close).
+    /// Once the request body is in, watches the client: one that has left
+    /// stops the script (the reactor stops its group when we close) once
+    /// a write to it fails, or the half-close grace ends.
     fn cgi_watch_client(&mut self, sh: &mut Shared) -> io::Result<bool> {
         let State::Cgi(run) = &self.state else {
             return Ok(false);
@@ -251,15 +267,7 @@ impl Connection {
         if run.body_left > 0 {
             return Ok(false);
         }
-        self.watch_client(sh).inspect_err(|_| {
-            if self.peer_closed {
-                sh.log.note(
-                    sh.clock,
-                    self.peer.ip(),
-                    "Client closed the connection; CGI script stopped",
-                );
-            }
-        })
+        self.watch_client(sh)
     }
 
     /// Moves request body bytes from the client into the script's buffer.
