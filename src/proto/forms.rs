@@ -352,9 +352,11 @@ fn delimiter_line(rest: &[u8]) -> Line {
         [b'-', b'-', ..] => return Line::Close,
         _ => {}
     }
-    for (i, &b) in rest.iter().enumerate().take(MAX_PADDING + 2) {
+    // At most MAX_PADDING spaces or tabs, then CRLF (or LF): the same
+    // verdict at the same byte however the body is cut.
+    for (i, &b) in rest.iter().enumerate() {
         match b {
-            b' ' | b'\t' => {}
+            b' ' | b'\t' if i < MAX_PADDING => {}
             b'\n' => return Line::Part(i + 1),
             b'\r' => {
                 return match rest.get(i + 1) {
@@ -366,11 +368,7 @@ fn delimiter_line(rest: &[u8]) -> Line {
             _ => return Line::NotDelimiter,
         }
     }
-    if rest.len() > MAX_PADDING {
-        Line::NotDelimiter
-    } else {
-        Line::Incomplete
-    }
+    Line::Incomplete
 }
 
 /// A part's header lines: `Content-Disposition` (required, `form-data`,
@@ -520,6 +518,26 @@ Content-Disposition: form-data; name=\"empty\"\r\n\r\n\r\n--XyZ--\r\nepilogue";
             "{} hand-overs for {pieces} feeds",
             c.data_calls
         );
+    }
+
+    /// Found by the fuzzer: 65 spaces of padding then LF was a delimiter
+    /// when it came whole and data when it came a byte at a time.
+    #[test]
+    fn padding_is_judged_at_the_same_byte_however_it_comes() {
+        for spaces in [63, 64, 65, 66] {
+            let mut body = b"--X".to_vec();
+            body.extend(std::iter::repeat_n(b' ', spaces));
+            body.extend_from_slice(b"\nContent-Disposition: form-data; name=\"a\"\r\n\r\nv\r\n--X--\r\n");
+            let verdict = |size: usize| {
+                let mut m = Multipart::new("X");
+                let mut c = Collect::default();
+                let ok = body.chunks(size).all(|p| m.feed(p, &mut c).is_ok());
+                (ok, m.is_done(), c.parts.len())
+            };
+            let whole = verdict(body.len());
+            assert_eq!(whole, verdict(1), "{spaces} spaces");
+            assert_eq!(whole.2 == 1, spaces <= MAX_PADDING, "{spaces} spaces");
+        }
     }
 
     #[test]
