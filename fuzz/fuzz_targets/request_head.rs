@@ -160,6 +160,7 @@ fn check_request_line(line: &[u8]) {
             method,
             target,
             version: _,
+            ..
         })) => {
             // An absolute-form target with no path is `/` (RFC 9112 3.2.2).
             assert!(within(line, method) && (within(line, target) || target == b"/"));

@@ -527,7 +527,9 @@ Content-Disposition: form-data; name=\"empty\"\r\n\r\n\r\n--XyZ--\r\nepilogue";
         for spaces in [63, 64, 65, 66] {
             let mut body = b"--X".to_vec();
             body.extend(std::iter::repeat_n(b' ', spaces));
-            body.extend_from_slice(b"\nContent-Disposition: form-data; name=\"a\"\r\n\r\nv\r\n--X--\r\n");
+            body.extend_from_slice(
+                b"\nContent-Disposition: form-data; name=\"a\"\r\n\r\nv\r\n--X--\r\n",
+            );
             let verdict = |size: usize| {
                 let mut m = Multipart::new("X");
                 let mut c = Collect::default();
