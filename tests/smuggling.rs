@@ -212,6 +212,20 @@ fn absolute_form_targets_are_served_as_their_path() {
     assert_eq!(r[0].body, b"small\n");
 }
 
+/// Leading slashes of an absolute-form path are collapsed as an origin-form
+/// target's are (gh-87389): the directory redirect stays on this host.
+#[test]
+fn absolute_form_slashes_never_redirect_to_another_host() {
+    let (t, s) = server();
+    t.dir("evil.com");
+    for target in ["http://x//evil.com", "http://x///evil.com", "//evil.com"] {
+        let req = format!("GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let (r, _) = exchange(&s, req.as_bytes());
+        assert_eq!(r[0].status, Some(301), "{target}");
+        assert_eq!(r[0].header("Location"), Some("/evil.com/"), "{target}");
+    }
+}
+
 #[test]
 fn cors_never_echoes_a_value_that_is_not_a_list_of_names() {
     let t = TempTree::new("cors");

@@ -178,9 +178,18 @@ pub fn parse_request_line(line: &[u8]) -> Result<Option<RequestLine<'_>>, Reject
     } else {
         target
     };
+    // The path of an absolute-form target too: `http://h//evil.com` must
+    // not make a `Location: //evil.com/` (a redirect to another host).
+    let target = origin_form(raw_target);
+    let slashes = target.iter().take_while(|&&b| b == b'/').count();
+    let target = if slashes > 1 {
+        &target[slashes - 1..]
+    } else {
+        target
+    };
     Ok(Some(RequestLine {
         method,
-        target: origin_form(raw_target),
+        target,
         raw_target,
         version_word: if count == 3 { last } else { b"" },
         version,
@@ -985,6 +994,8 @@ mod tests {
             ("HTTPS://example.com/a?b=c", "/a?b=c"),
             ("http://example.com", "/"),
             ("http://example.com?q", "/"),
+            ("http://example.com//evil.com/x", "/evil.com/x"),
+            ("http://example.com///a", "/a"),
             ("/plain", "/plain"),
             ("httpx://a/b", "httpx://a/b"),
         ] {
