@@ -2,8 +2,9 @@
 # Idle memory of tinyserve and its peers, side by side in one run: each
 # server is started on 127.0.0.1, asked for one 1 KiB file, and measured
 # from /proc/PID/smaps_rollup a second later (RSS, PSS, private), then
-# again after 2,000 keep-alive requests (or 2,000 connections for servers
-# without keep-alive). Prints a markdown table and, for tinyserve, where
+# again right after 2,000 keep-alive requests (or 2,000 connections for
+# servers without keep-alive) and once more 12 s later (tinyserve gives
+# back the code pages serving touched after 10 s idle). Prints a markdown table and, for tinyserve, where
 # its resident pages are (per mapping).
 #
 # Usage:
@@ -68,12 +69,12 @@ CONF
     "${HELPER[@]}" waitport "$port" 10
 }
 
-echo "| server | RSS idle | PSS idle | private idle | RSS after 2,000 requests |"
-echo "|---|---:|---:|---:|---:|"
+echo "| server | RSS idle | PSS idle | private idle | RSS right after 2,000 requests | RSS 12 s later |"
+echo "|---|---:|---:|---:|---:|---:|"
 for id in tinyserve darkhttpd busybox lighttpd python; do
     port=$("${HELPER[@]}" freeport)
     if ! start "$id" "$port"; then
-        echo "| $id | not found or did not start | | | |"
+        echo "| $id | not found or did not start | | | | |"
         continue
     fi
     "${HELPER[@]}" probe "http://127.0.0.1:$port/f1k.txt" >/dev/null
@@ -91,8 +92,10 @@ for id in tinyserve darkhttpd busybox lighttpd python; do
         "${HELPER[@]}" keepalive "$port" /f1k.txt 2000 >/dev/null
     fi
     read -r rss2 _ _ < <(rollup "$PID")
+    sleep 12
+    read -r rss3 _ _ < <(rollup "$PID")
     mib() { awk -v k="$1" 'BEGIN {printf "%.2f MiB", k / 1024}'; }
-    echo "| $id | $(mib "$rss") | $(mib "$pss") | $(mib "$priv") | $(mib "$rss2") |"
+    echo "| $id | $(mib "$rss") | $(mib "$pss") | $(mib "$priv") | $(mib "$rss2") | $(mib "$rss3") |"
     stop_pid "$PID"
 done
 echo

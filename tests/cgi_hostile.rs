@@ -488,3 +488,47 @@ fn one_client_cannot_run_scripts_without_end() {
     let r = get(&s, "/cgi-bin/hold.sh", &[]);
     assert_eq!(r.status, Some(200));
 }
+
+/// A body whose end only the close marks (HTTP/1.0 here), cut off by the
+/// CGI timeout or by a client that stopped reading, ends with a reset: a
+/// FIN would let the client take the truncated body for the whole one.
+#[test]
+fn a_close_delimited_body_cut_short_ends_with_a_reset() {
+    let t = TempTree::new("cgi-cut");
+    t.script(
+        "cgi-bin/hang.sh",
+        "#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\nstart\\n'\nsleep 30\n",
+    );
+    t.script(
+        "cgi-bin/big.sh",
+        "#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\n'\nhead -c 50000000 /dev/zero\n",
+    );
+    let s = Server::tinyserve_with(
+        &t.root,
+        "HTTP/1.1",
+        &["--cgi", "--cgi-timeout", "1", "--send-timeout", "1"],
+    );
+    let cut = |target: &str, wait_before_reading: Duration| {
+        let mut c = TcpStream::connect(s.addr()).unwrap();
+        c.write_all(format!("GET {target} HTTP/1.0\r\n\r\n").as_bytes())
+            .unwrap();
+        std::thread::sleep(wait_before_reading);
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut all = Vec::new();
+        let end = c.read_to_end(&mut all);
+        (end.map_err(|e| e.kind()), all.len())
+    };
+    let (end, got) = cut("/cgi-bin/hang.sh", Duration::ZERO);
+    assert_eq!(
+        end,
+        Err(std::io::ErrorKind::ConnectionReset),
+        "timed-out script: {got} bytes then a clean close"
+    );
+    let (end, got) = cut("/cgi-bin/big.sh", Duration::from_secs(4));
+    assert!(got < 50_000_000, "the whole body came: {got}");
+    assert_eq!(
+        end,
+        Err(std::io::ErrorKind::ConnectionReset),
+        "abandoned response: {got} bytes then a clean close"
+    );
+}

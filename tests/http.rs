@@ -10,7 +10,7 @@ use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 use std::time::{Duration, Instant};
-use support::{Conn, Response, Server, fixture_tree, raw_request, tinyserve_bin};
+use support::{Conn, Response, Server, fixture_tree, proc_status_kib, raw_request, tinyserve_bin};
 
 fn get(path: &str) -> Vec<u8> {
     format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").into_bytes()
@@ -42,6 +42,46 @@ fn banner_gives_the_port_and_files_are_served() {
         line.ends_with("] \"GET /withindex/other.txt HTTP/1.1\" 200 -"),
         "{line}"
     );
+}
+
+/// After 10 s with nothing to do the server gives back the code pages
+/// serving touched; what comes after is served as before (the pages come
+/// back from the page cache).
+#[test]
+fn an_idle_server_gives_back_pages_and_serves_as_before() {
+    let fx = fixture_tree();
+    let server = Server::start(&["-d", fx.root_str()]);
+    let ask = |req: &[u8]| Response::parse(&raw_request(server.addr(), req)).unwrap();
+    let before = [
+        ask(&get("/withindex/other.txt")),
+        ask(&get("/")),
+        ask(&get("/missing")),
+        ask(b"GET /big.bin HTTP/1.1\r\nHost: x\r\nRange: bytes=0-9,100-109\r\n\r\n"),
+    ];
+    let busy = proc_status_kib(server.pid(), "VmRSS").unwrap();
+    std::thread::sleep(Duration::from_secs(12));
+    let idle = proc_status_kib(server.pid(), "VmRSS").unwrap();
+    assert!(
+        idle < busy,
+        "nothing given back: {busy} KiB busy, {idle} KiB idle"
+    );
+    let after = [
+        ask(&get("/withindex/other.txt")),
+        ask(&get("/")),
+        ask(&get("/missing")),
+        ask(b"GET /big.bin HTTP/1.1\r\nHost: x\r\nRange: bytes=0-9,100-109\r\n\r\n"),
+    ];
+    for (b, a) in before.iter().zip(&after) {
+        assert_eq!(b.status, a.status);
+        assert_eq!(b.status_line, a.status_line);
+        if b.status != Some(206) {
+            // (a multipart answer's boundary is fresh each time)
+            assert_eq!(b.body, a.body);
+        } else {
+            assert_eq!(a.body.len(), b.body.len());
+        }
+    }
+    eprintln!("RSS {busy} KiB after requests, {idle} KiB after 12 s idle");
 }
 
 #[test]
@@ -338,6 +378,38 @@ fn start_up_errors_are_one_clear_line() {
         assert_eq!(code, 1, "{err}");
     }
     fs::set_permissions(&locked, fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// Mistakes in the arguments exit 2 as argparse's do, with the value that
+/// was wrong shown escaped on one line; only failures to start exit 1.
+#[test]
+fn argument_mistakes_exit_2_on_one_escaped_line() {
+    for args in [
+        &["-d", "--cgi", "0"][..],
+        &["-b", "-q", "0"],
+        &["-hb"],
+        &["-Vx"],
+        &["--max-connections", "0", "0"],
+        &["-H", "Bad Name: 1", "0"],
+        &["-H", "X: a\r\nY: b", "0"],
+        &["-H", "Content-Length: 5", "0"],
+        &["--cors", "-H", "Access-Control-Allow-Origin: x", "0"],
+        &["-p", "\x1b[31mRED", "0"],
+    ] {
+        let (code, err) = run_fails(args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(
+            !err.contains('\x1b') && !err.contains('\r'),
+            "{args:?}: {err:?}"
+        );
+    }
+    let (code, err) = run_fails(&["-b", "127.0.0.1\n\x07", "0"]);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(err.lines().count(), 1, "{err:?}");
+    assert!(err.contains("127.0.0.1\\n\\u{7}"), "{err:?}");
+    let (code, err) = run_fails(&["-b", "[[::1]]]", "0"]);
+    assert_eq!(code, 1, "{err}");
 }
 
 #[test]

@@ -681,8 +681,8 @@ fn cgi_targets_split_only_at_script_directories() {
 /// cap on a head is checked only when a scan ends without a complete head.
 /// 130 KiB arriving first (Partial, under the cap) and the rest in one more
 /// read lets a 190 KiB head through, while the same bytes arriving in
-/// smaller pieces get 431. (The server reads 64 KiB at a time, so a client
-/// can do this.) Ignored until `HeadScan` enforces the cap on `Complete`.
+/// smaller pieces got 431. (The server reads 64 KiB at a time, so a client
+/// can do this.) Fixed: `HeadScan` enforces the cap on `Complete` too.
 #[test]
 fn head_cap_holds_however_the_bytes_arrive() {
     let mut head = b"GET / HTTP/1.1\r\n".to_vec();

@@ -352,6 +352,68 @@ fn at_the_connection_limit_silent_sockets_make_room_for_a_new_client() {
     drop(silent);
 }
 
+/// 2000 clients at once, each sending its request at once: the listener
+/// overflows, the kernel answers with SYN cookies and hands over
+/// connections before their requests arrive. At the connection limit
+/// those must not be taken for silent sockets and closed to make room:
+/// every client gets its whole answer.
+#[test]
+fn at_the_connection_limit_a_burst_of_clients_is_answered_whole() {
+    const BURST: &str = r#"
+import socket, sys, time, selectors, resource
+port, n = int(sys.argv[1]), int(sys.argv[2])
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+want = n + 100 if hard == resource.RLIM_INFINITY else min(hard, n + 100)
+resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, want), hard))
+sel = selectors.DefaultSelector(); bufs = {}
+for _ in range(n):
+    s = socket.socket(); s.setblocking(False)
+    try: s.connect(("127.0.0.1", port))
+    except BlockingIOError: pass
+    sel.register(s, selectors.EVENT_WRITE); bufs[s] = None
+ok = bad = err = 0; t0 = time.time()
+while sel.get_map() and time.time() - t0 < 30:
+    for key, _ in sel.select(timeout=1):
+        s = key.fileobj
+        try:
+            if bufs[s] is None:
+                if s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
+                    raise ConnectionError
+                s.send(b"GET /small.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                bufs[s] = bytearray(); sel.modify(s, selectors.EVENT_READ); continue
+            d = s.recv(65536)
+            if d: bufs[s] += d; continue
+            if bytes(bufs[s]).endswith(b"\r\n\r\nsmall\n"): ok += 1
+            else: bad += 1
+        except ConnectionError:
+            err += 1
+        sel.unregister(s); s.close()
+print(ok, bad, err, len(sel.get_map()))
+"#;
+    let t = tree("burst");
+    let s = Server::tinyserve_with(&t.root, "HTTP/1.1", &["-q", "--max-connections", "50"]);
+    let out = python()
+        .command()
+        .args(["-c", BURST, &s.addr().port().to_string(), "2000"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let counts: Vec<usize> = said
+        .split_whitespace()
+        .map(|w| w.parse().unwrap())
+        .collect();
+    assert_eq!(
+        counts,
+        [2000, 0, 0, 0],
+        "answered whole, cut or empty, reset, unanswered"
+    );
+}
+
 #[test]
 fn listings_of_many_directories_at_once_stay_within_the_budget() {
     let t = ShmDir::new("manylists");

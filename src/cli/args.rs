@@ -151,8 +151,11 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Parsed {
                 Err(e) => return Parsed::Error(e),
             }
         } else {
-            // One or more short options: `-q`, `-qb ::1`, `-b::1`.
+            // One or more short options: `-q`, `-qb ::1`, `-b::1`. As
+            // `argparse` does, the whole group is read before any of it
+            // acts: `-hb` with no value is a mistake, not help.
             let mut found = None;
+            let mut flags = Vec::new();
             for (i, c) in text[1..].char_indices() {
                 let Some(&(name, _, takes)) = OPTIONS.iter().find(|o| o.1 == Some(c)) else {
                     return Parsed::Error(format!("unexpected argument '-{c}'"));
@@ -166,13 +169,30 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Parsed {
                     found = Some((name, None));
                     break;
                 }
-                if let Some(done) = apply_flag(&mut cli, name) {
-                    return done;
-                }
+                flags.push(name);
             }
-            match found {
-                Some(f) => f,
-                None => continue,
+            let Some((name, inline)) = found else {
+                continue;
+            };
+            if OPTIONS.iter().any(|o| o.0 == name && o.2) && inline.is_none() {
+                // The value is the next word: take it before the flags act.
+                let value = match next_value(&mut args, name) {
+                    Ok(v) => v,
+                    Err(e) => return Parsed::Error(e),
+                };
+                for flag in flags {
+                    if let Some(done) = apply_flag(&mut cli, flag) {
+                        return done;
+                    }
+                }
+                (name, Some(value))
+            } else {
+                for flag in flags {
+                    if let Some(done) = apply_flag(&mut cli, flag) {
+                        return done;
+                    }
+                }
+                (name, inline)
             }
         };
         let takes = OPTIONS.iter().any(|o| o.0 == name && o.2);
@@ -187,9 +207,9 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Parsed {
         }
         let value = match inline {
             Some(v) => v,
-            None => match args.next() {
-                Some(v) => v,
-                None => return Parsed::Error(format!("--{name} needs a value")),
+            None => match next_value(&mut args, name) {
+                Ok(v) => v,
+                Err(e) => return Parsed::Error(e),
             },
         };
         if let Err(e) = apply_value(&mut cli, name, value) {
@@ -197,6 +217,25 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Parsed {
         }
     }
     Parsed::Run(Box::new(cli))
+}
+
+/// The word after an option that takes a value. As `argparse` reads it, a
+/// word that looks like an option (`-d --cgi`) is not a value: the value
+/// is missing. A negative number or a word with a space is a value.
+fn next_value(args: &mut impl Iterator<Item = OsString>, name: &str) -> Result<OsString, String> {
+    let missing = || format!("--{name} needs a value");
+    let value = args.next().ok_or_else(missing)?;
+    let raw = value.as_bytes();
+    let negative_number = raw.len() > 1
+        && raw[1..].iter().all(|&b| b.is_ascii_digit() || b == b'.')
+        && raw[1..].iter().filter(|&&b| b == b'.').count() <= 1
+        && raw.last() != Some(&b'.');
+    let looks_like_option =
+        raw.len() > 1 && raw[0] == b'-' && !negative_number && !raw.contains(&b' ');
+    if looks_like_option {
+        return Err(missing());
+    }
+    Ok(value)
 }
 
 /// A long name or an unambiguous prefix of one, as `argparse` allows.
@@ -259,12 +298,14 @@ fn apply_value(cli: &mut Cli, name: &str, value: OsString) -> Result<(), String>
         "header-timeout" => cli.header_timeout = seconds(name, &text)?,
         "idle-timeout" => cli.idle_timeout = seconds(name, &text)?,
         "send-timeout" => cli.send_timeout = seconds(name, &text)?,
-        "max-connections" => {
-            cli.max_connections = Some(
-                text.parse()
-                    .map_err(|_| format!("invalid value '{text}' for '--max-connections <N>'"))?,
-            );
-        }
+        "max-connections" => match text.parse() {
+            Ok(n) if n >= 1 => cli.max_connections = Some(n),
+            _ => {
+                return Err(format!(
+                    "invalid value '{text}' for '--max-connections <N>': at least 1"
+                ));
+            }
+        },
         _ => return Err(format!("--{name} takes no value")),
     }
     Ok(())
@@ -369,12 +410,22 @@ mod tests {
             &["--cg"], // --cgi or --cgi-timeout
             &["--c"],  // --cgi, --cgi-timeout, --cors, --contain-symlinks
             &["-x"],
+            // Option-like words are not values; a group is read whole.
+            &["-d", "--cgi", "9000"],
+            &["-b", "-q"],
+            &["-hb"],
+            &["-Vx"],
+            &["--max-connections", "0"],
         ] {
             match run(args) {
                 Parsed::Error(e) => assert!(!e.contains('\n') && !e.is_empty(), "{e}"),
                 other => panic!("{args:?}: {other:?}"),
             }
         }
+        // A negative number or a word with a space is a value, as argparse
+        // reads it.
+        assert_eq!(cli(&["-H", "-X a: b"]).headers, ["-X a: b"]);
+        assert_eq!(cli(&["-b", "-1"]).bind.as_deref(), Some("-1"));
         assert_eq!(run(&["--help"]), Parsed::Help);
         assert_eq!(run(&["-h", "--nonsense"]), Parsed::Help);
         assert_eq!(run(&["-V"]), Parsed::Version);

@@ -70,22 +70,43 @@ pub fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         args::Parsed::Error(e) => {
-            eprintln!("tinyserve: {e} (see --help)");
+            eprintln!("tinyserve: {} (see --help)", printable(&e));
             return ExitCode::from(2);
         }
     };
-    match start(&cli) {
+    // A bad -H is a mistake in the arguments too (exit 2), said before a
+    // port is taken.
+    let extra_headers = match extra_headers(&cli) {
+        Ok(headers) => headers,
+        Err(e) => {
+            eprintln!("tinyserve: {} (see --help)", printable(&e.0));
+            return ExitCode::from(2);
+        }
+    };
+    match start(&cli, extra_headers) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("tinyserve: {e}");
+            eprintln!("tinyserve: {}", printable(&e.0));
             ExitCode::FAILURE
         }
     }
 }
 
-fn start(cli: &Cli) -> Result<(), StartError> {
-    // Say what is wrong with the flags before taking a port.
-    let extra_headers = extra_headers(cli)?;
+/// A message as one line of text: what an argument brought in (an escape
+/// sequence, a newline) is shown escaped, never sent to the terminal.
+fn printable(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    for c in message.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn start(cli: &Cli, extra_headers: Vec<(String, String)>) -> Result<(), StartError> {
     let listener = bind(cli.bind.as_deref(), cli.port)?;
     let bound = listener
         .local_addr()
@@ -112,6 +133,7 @@ fn start(cli: &Cli) -> Result<(), StartError> {
         })
         .quiet(cli.quiet)
         .handle_signals(true)
+        .release_idle_memory(true)
         .stop_message("Keyboard interrupt received, exiting.");
     for (name, value) in &extra_headers {
         builder = builder
@@ -344,7 +366,11 @@ fn bind(address: Option<&str>, port: u16) -> Result<std::net::TcpListener, Start
             }
         }
         Some(host) => {
-            let host = host.trim_start_matches('[').trim_end_matches(']');
+            // `[::1]` as in a URL: one pair of brackets, no more.
+            let host = host
+                .strip_prefix('[')
+                .and_then(|h| h.strip_suffix(']'))
+                .unwrap_or(host);
             (host, port)
                 .to_socket_addrs()
                 .map_err(|e| StartError(format!("cannot resolve '{host}': {e}")))?

@@ -899,6 +899,12 @@ impl Connection {
         }
     }
 
+    /// A response ends before its end: the close is a reset, never a FIN
+    /// that could pass for the end of a close-delimited body.
+    fn cut_off(&self) {
+        sys::reset_on_close(self.socket.as_raw_fd());
+    }
+
     /// The deadline has passed: answer 408 to a half-sent head (504 to
     /// work that never answered), otherwise just close.
     pub(crate) fn timed_out(&mut self, sh: &mut Shared) -> Progress {
@@ -968,10 +974,11 @@ impl Connection {
                 self.pump(sh)
             }
             State::Cgi(ref run) if sh.clock.now >= run.deadline => {
-                // Its response has begun: cut it off, so the client cannot
-                // take a truncated body for a whole one.
+                // Its response has begun: cut it off with a reset, so the
+                // client cannot take a truncated body for a whole one.
                 sh.log
                     .note(sh.clock, self.peer.ip(), "CGI script timed out");
+                self.cut_off();
                 Progress::Close
             }
             State::File { .. }
@@ -986,6 +993,7 @@ impl Connection {
                     self.peer.ip(),
                     "Response abandoned: the client stopped reading",
                 );
+                self.cut_off();
                 Progress::Close
             }
         }

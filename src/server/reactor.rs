@@ -55,6 +55,14 @@ pub const INPUT_BUDGET: usize = 16 << 20;
 const SMALL_INPUT: usize = 8 * 1024;
 /// Connections closed at once to make room at the connection limit.
 const EVICT_BATCH: usize = 32;
+/// How long the server must have had nothing to do before it gives back
+/// the clean file pages serving touched (`release_idle_memory`).
+const IDLE_RELEASE_AFTER: Duration = Duration::from_secs(10);
+/// How long a connection that has sent no complete head must have waited
+/// before it can be closed to make room. One just accepted may have its
+/// request on the way (a SYN-cookie handshake hands it over before its
+/// data): closing it would reset a client that did nothing wrong.
+const EVICT_MIN_WAIT: Duration = Duration::from_secs(1);
 
 /// How the reactor is set up (see `ServerBuilder`).
 pub(crate) struct Options {
@@ -71,6 +79,8 @@ pub(crate) struct Options {
     /// CGI scripts running at once.
     pub max_scripts: usize,
     pub handle_signals: bool,
+    /// Release clean file pages after `IDLE_RELEASE_AFTER` with nothing to do.
+    pub release_idle_memory: bool,
     /// Printed on stdout when a stop signal comes (the command line's
     /// "Keyboard interrupt received, exiting.").
     pub stop_message: Option<&'static str>,
@@ -163,6 +173,13 @@ pub(crate) struct Reactor {
     /// The listeners are out of the poll: at the connection limit, after
     /// EMFILE until the given time, or for good once shutting down.
     paused: Option<Instant>,
+    /// At the connection limit with nobody old enough to make room: when
+    /// to look again.
+    evict_check: Option<Instant>,
+    /// When to release clean file pages if the server stays idle (`None`:
+    /// off, or already done since the last work).
+    idle_release: Option<Instant>,
+    release_idle_memory: bool,
     /// Set once stopping: the time by which we exit regardless.
     stopping: Option<Instant>,
     /// Tokens with work left after their budget ran out.
@@ -263,6 +280,9 @@ impl Reactor {
             },
             max_connections: options.max_connections.max(1),
             paused: None,
+            evict_check: None,
+            idle_release: None,
+            release_idle_memory: options.release_idle_memory,
             stopping: None,
             run_queue: Vec::new(),
             later: Vec::new(),
@@ -338,6 +358,7 @@ impl Reactor {
                 self.expire_children();
             }
             self.resume_listeners();
+            self.release_when_idle();
             self.env.log.flush();
             if let Some(deadline) = self.stopping
                 && (self.conns.is_empty() || self.env.clock.now >= deadline)
@@ -346,6 +367,31 @@ impl Reactor {
                 self.env.log.flush();
                 return Ok(());
             }
+        }
+    }
+
+    /// Nothing to do: a connection, a script, a job or the log's backlog.
+    fn is_idle(&self) -> bool {
+        self.conns.is_empty()
+            && self.children.is_empty()
+            && self.later.is_empty()
+            && self.run_queue.is_empty()
+            && self.stopping.is_none()
+            && !self.env.log.pending()
+    }
+
+    /// Idle since `IDLE_RELEASE_AFTER`: the pages only serving touched are
+    /// given back once, until there is work again.
+    fn release_when_idle(&mut self) {
+        if !self.release_idle_memory {
+            return;
+        }
+        let now = self.env.clock.now;
+        if !self.is_idle() {
+            self.idle_release = Some(now + IDLE_RELEASE_AFTER);
+        } else if self.idle_release.is_some_and(|at| now >= at) {
+            self.idle_release = None;
+            sys::release_clean_file_pages();
         }
     }
 
@@ -360,7 +406,10 @@ impl Reactor {
             && self.stopping.is_none()
             && !self.env.log.pending()
         {
-            None // nothing can time out: sleep until something happens
+            // Nothing can time out: sleep until something happens, or until
+            // the idle release is due.
+            self.idle_release
+                .map(|at| at.saturating_duration_since(Instant::now()))
         } else if let Some(wait) = self
             .paused
             .filter(|_| self.stopping.is_none())
@@ -403,7 +452,7 @@ impl Reactor {
                 // The client went away before we took it (ECONNABORTED...).
                 Err(_) => continue,
             };
-            if self.conns.len() >= self.max_connections && self.evict_waiting() == 0 {
+            if self.conns.len() >= self.max_connections && self.make_room() == 0 {
                 // Nobody to make room: this one is taken (the limit is
                 // exceeded by at most one) and the next ones wait.
                 self.pause(self.env.clock.now);
@@ -441,25 +490,37 @@ impl Reactor {
     /// have waited longest for a request: first those idle after a
     /// response (kept alive), as nginx does, then those that have sent no
     /// complete head (a browser's pre-opened sockets, slow heads), oldest
-    /// first. Otherwise either kind could lock everyone else out: browsers
+    /// first (those only if they have waited `EVICT_MIN_WAIT`). Otherwise
+    /// either kind could lock everyone else out: browsers
     /// open sockets ahead of time, which is why Python has
     /// `ThreadingHTTPServer`. Closes a batch, so this scan is rare; returns
     /// how many.
-    fn evict_waiting(&mut self) -> usize {
-        let mut waiting: Vec<((bool, Instant), usize)> = self
-            .conns
-            .iter()
-            .filter_map(|(key, c)| {
-                c.waiting_for_a_request()
-                    .map(|(idle, since)| ((!idle, since), key))
-            })
-            .collect();
+    fn make_room(&mut self) -> usize {
+        let now = self.env.clock.now;
+        let mut next: Option<Instant> = None;
+        let mut waiting: Vec<((bool, Instant), usize)> = Vec::new();
+        for (key, c) in &self.conns {
+            let Some((idle, since)) = c.waiting_for_a_request() else {
+                continue;
+            };
+            let ripe = since + EVICT_MIN_WAIT;
+            if idle || ripe <= now {
+                waiting.push(((!idle, since), key));
+            } else {
+                next = Some(next.map_or(ripe, |n| n.min(ripe)));
+            }
+        }
         if waiting.len() > EVICT_BATCH {
             waiting.select_nth_unstable(EVICT_BATCH);
             waiting.truncate(EVICT_BATCH);
         }
         for &(_, key) in &waiting {
             self.close(key);
+        }
+        if waiting.is_empty() {
+            // Look again when the oldest becomes old enough (or in a
+            // second, for connections now busy that may go idle).
+            self.evict_check = Some(next.unwrap_or(now + EVICT_MIN_WAIT));
         }
         waiting.len()
     }
@@ -500,11 +561,21 @@ impl Reactor {
     /// Puts the listeners back in the poll once there is room again.
     fn resume_listeners(&mut self) {
         let Some(until) = self.paused else { return };
-        if self.stopping.is_some()
-            || self.conns.len() >= self.max_connections
-            || Instant::now() < until
-        {
+        let now = self.env.clock.now;
+        if self.stopping.is_some() || now < until {
             return;
+        }
+        if self.conns.len() >= self.max_connections {
+            match self.evict_check {
+                Some(check) if now >= check => {
+                    self.evict_check = None;
+                    if self.make_room() == 0 || self.conns.len() >= self.max_connections {
+                        self.evict_check.get_or_insert(now + EVICT_MIN_WAIT);
+                        return;
+                    }
+                }
+                _ => return,
+            }
         }
         // Registering reports connections already waiting, so none is lost.
         let mut all = true;
