@@ -279,6 +279,26 @@ impl Connection {
             .then_some((self.answered && self.inbuf.is_empty(), self.waiting_since))
     }
 
+    /// Nothing received, and the kernel held this connection through the
+    /// listener's accept deferral (it had to retransmit the SYN-ACK): the
+    /// client has been silent for a second already, as a browser's
+    /// pre-opened socket is. One handed over early (a SYN cookie, in a
+    /// burst) is not: its request may be on the way.
+    pub(crate) fn silent_before_accept(&self) -> bool {
+        matches!(self.state, State::Head(_))
+            && !self.answered
+            && !self.head_started
+            && self.inbuf.is_empty()
+            && sys::syn_ack_retransmits(self.socket.as_raw_fd()) > 0
+    }
+
+    /// Counts `by` more of waiting for a request (for making room).
+    pub(crate) fn backdate_wait(&mut self, by: Duration) {
+        if let Some(earlier) = self.waiting_since.checked_sub(by) {
+            self.waiting_since = earlier;
+        }
+    }
+
     /// Bytes of input held (an unfinished head, pipelined requests).
     pub fn input_bytes(&self) -> usize {
         self.inbuf.capacity()

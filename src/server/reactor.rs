@@ -413,11 +413,13 @@ impl Reactor {
         } else if let Some(wait) = self
             .paused
             .filter(|_| self.stopping.is_none())
+            .map(|until| until.max(self.evict_check.unwrap_or(until)))
             .map(|until| until.saturating_duration_since(Instant::now()))
             .filter(|wait| !wait.is_zero())
         {
-            // An EMFILE back-off: wake up when it ends. (At the connection
-            // limit the listener returns when a connection closes.)
+            // An EMFILE back-off, or a connection that will be old enough
+            // to make room: wake up then. (At the connection limit the
+            // listener otherwise returns when a connection closes.)
             Some(wait.min(Duration::from_secs(1)))
         } else {
             Some(Duration::from_secs(1))
@@ -480,6 +482,10 @@ impl Reactor {
             {
                 self.close(key);
                 continue;
+            }
+            if progress != Progress::Close && conn.silent_before_accept() {
+                // It can make room at once, as it would had it waited here.
+                conn.backdate_wait(EVICT_MIN_WAIT);
             }
             self.apply(key, progress);
         }

@@ -209,6 +209,28 @@ pub fn listen(addr: std::net::SocketAddr, backlog: i32) -> io::Result<std::net::
     Ok(std::net::TcpListener::from(sock))
 }
 
+/// How many times the kernel retransmitted this accepted connection's
+/// SYN-ACK (`tcpi_total_retrans` starts there): with `TCP_DEFER_ACCEPT`,
+/// at least once for a client that stayed silent through the deferral,
+/// never for one handed over early by a SYN cookie. 0 if unknown.
+pub fn syn_ack_retransmits(fd: RawFd) -> u32 {
+    // SAFETY: an all-zero `tcp_info` is valid; the kernel fills at most
+    // `len` bytes of it.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = size_of::<libc::tcp_info>() as libc::socklen_t;
+    // SAFETY: `info` and `len` are valid for writes for the call.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&raw mut info).cast(),
+            &mut len,
+        )
+    };
+    if rc < 0 { 0 } else { info.tcpi_total_retrans }
+}
+
 /// Makes the socket's close send a reset (`SO_LINGER` 0) instead of a FIN:
 /// for a response cut off midway whose end only the close would mark, a
 /// FIN would let the client take the truncated body for a whole one.
