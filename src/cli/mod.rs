@@ -158,7 +158,7 @@ fn start(cli: &Cli, extra_headers: Vec<(String, String)>) -> Result<(), StartErr
     print_banner(addr);
     // Start-up (argument parsing, the dynamic loader's work, glibc's own
     // set-up) touched pages the loop never needs again: let them go, so
-    // an idle server's RSS is what serving uses (README, "Memory").
+    // an idle server's RSS is what serving uses (README, "Idle memory").
     crate::server::sys::release_clean_file_pages();
     server
         .serve_forever()
