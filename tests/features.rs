@@ -206,7 +206,8 @@ fn extra_headers_cors_and_no_cache() {
         .args(["-H", "no colon here", "0"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    // A mistake in the arguments: exit 2, as argparse's.
+    assert_eq!(out.status.code(), Some(2));
 }
 
 #[test]
