@@ -101,6 +101,17 @@ pub fn push_log_text(out: &mut Vec<u8>, chars: impl Iterator<Item = char>) {
     }
 }
 
+/// [`push_log_text`] of `bytes` read as Latin-1 (a request line), with
+/// the printable ASCII prefix, usually all of it, copied as it is.
+pub fn push_log_latin1(out: &mut Vec<u8>, bytes: &[u8]) {
+    let clean = bytes
+        .iter()
+        .position(|&b| !(0x20..0x7f).contains(&b) || b == b'\\')
+        .unwrap_or(bytes.len());
+    out.extend_from_slice(&bytes[..clean]);
+    push_log_text(out, latin1_chars(&bytes[clean..]));
+}
+
 /// The characters of `bytes` read as Latin-1, as Python decodes request lines.
 pub fn latin1_chars(bytes: &[u8]) -> impl Iterator<Item = char> + '_ {
     bytes.iter().map(|&b| char::from(b))
@@ -109,6 +120,24 @@ pub fn latin1_chars(bytes: &[u8]) -> impl Iterator<Item = char> + '_ {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_text_of_latin1_bytes_is_the_same_whatever_its_prefix() {
+        for line in [
+            &b"GET / HTTP/1.1"[..],
+            b"GET /\x1b[31m HTTP/1.1",
+            b"GET /a\\b HTTP/1.1",
+            b"\xff\x85 x",
+            b"",
+            b"tail\x7f",
+        ] {
+            let mut fast = Vec::new();
+            push_log_latin1(&mut fast, line);
+            let mut slow = Vec::new();
+            push_log_text(&mut slow, latin1_chars(line));
+            assert_eq!(fast, slow, "{line:?}");
+        }
+    }
 
     #[test]
     fn html_escape_without_quotes() {
