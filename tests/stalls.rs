@@ -352,6 +352,29 @@ fn at_the_connection_limit_silent_sockets_make_room_for_a_new_client() {
     drop(silent);
 }
 
+/// Slow heads at the limit make room at once: they have shown what they
+/// are (only a connection that has sent nothing gets a moment's grace).
+#[test]
+fn at_the_connection_limit_slow_heads_do_not_lock_out_a_new_client() {
+    let t = tree("slowheads");
+    let s = Server::tinyserve_with(&t.root, "HTTP/1.1", &["-q", "--max-connections", "20"]);
+    let slow: Vec<TcpStream> = (0..300)
+        .filter_map(|_| {
+            let mut c = TcpStream::connect(s.addr()).ok()?;
+            c.write_all(b"G").ok()?;
+            Some(c)
+        })
+        .collect();
+    assert!(slow.len() >= 200, "only {} connected", slow.len());
+    std::thread::sleep(Duration::from_millis(200));
+    let waited = small_get(&s);
+    assert!(
+        waited < Duration::from_secs(3),
+        "a new client waited {waited:?} behind 300 one-byte heads at a limit of 20"
+    );
+    drop(slow);
+}
+
 /// 2000 clients at once, each sending its request at once: the listener
 /// overflows, the kernel answers with SYN cookies and hands over
 /// connections before their requests arrive. At the connection limit

@@ -160,8 +160,12 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Parsed {
                 let Some(&(name, _, takes)) = OPTIONS.iter().find(|o| o.1 == Some(c)) else {
                     return Parsed::Error(format!("unexpected argument '-{c}'"));
                 };
-                let rest = 1 + i + c.len_utf8();
+                let mut rest = 1 + i + c.len_utf8();
                 if takes {
+                    // `-d=www` is `-d www`, as argparse reads it.
+                    if raw.get(rest) == Some(&b'=') {
+                        rest += 1;
+                    }
                     found = Some((name, (rest < raw.len()).then(|| value_at(rest)).flatten()));
                     break;
                 }
@@ -426,6 +430,8 @@ mod tests {
         // reads it.
         assert_eq!(cli(&["-H", "-X a: b"]).headers, ["-X a: b"]);
         assert_eq!(cli(&["-b", "-1"]).bind.as_deref(), Some("-1"));
+        assert_eq!(cli(&["-b=::1"]).bind.as_deref(), Some("::1"));
+        assert_eq!(cli(&["-qp=HTTP/1.0"]).protocol, "HTTP/1.0");
         assert_eq!(run(&["--help"]), Parsed::Help);
         assert_eq!(run(&["-h", "--nonsense"]), Parsed::Help);
         assert_eq!(run(&["-V"]), Parsed::Version);

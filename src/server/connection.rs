@@ -279,6 +279,11 @@ impl Connection {
             .then_some((self.answered && self.inbuf.is_empty(), self.waiting_since))
     }
 
+    /// Not one byte received on this connection yet.
+    pub(crate) fn received_nothing(&self) -> bool {
+        !self.answered && !self.head_started && self.inbuf.is_empty()
+    }
+
     /// Nothing received, and the kernel held this connection through the
     /// listener's accept deferral (it had to retransmit the SYN-ACK): the
     /// client has been silent for a second already, as a browser's
@@ -286,10 +291,13 @@ impl Connection {
     /// burst) is not: its request may be on the way.
     pub(crate) fn silent_before_accept(&self) -> bool {
         matches!(self.state, State::Head(_))
-            && !self.answered
-            && !self.head_started
-            && self.inbuf.is_empty()
-            && sys::syn_ack_retransmits(self.socket.as_raw_fd()) > 0
+            && self.received_nothing()
+            // Exactly the deferral's one retransmission (TCP_DEFER_ACCEPT
+            // of 1 s). More means the handshake itself was lost or
+            // refused, in an overflowing listen queue, say, where the
+            // client's request may have been dropped with it and be
+            // resent seconds later: that one keeps its grace.
+            && sys::syn_ack_retransmits(self.socket.as_raw_fd()) == 1
     }
 
     /// Counts `by` more of waiting for a request (for making room).

@@ -58,8 +58,8 @@ const EVICT_BATCH: usize = 32;
 /// How long the server must have had nothing to do before it gives back
 /// the clean file pages serving touched (`release_idle_memory`).
 const IDLE_RELEASE_AFTER: Duration = Duration::from_secs(10);
-/// How long a connection that has sent no complete head must have waited
-/// before it can be closed to make room. One just accepted may have its
+/// How long a connection that has sent nothing must have waited before it
+/// can be closed to make room. One just accepted may have its
 /// request on the way (a SYN-cookie handshake hands it over before its
 /// data): closing it would reset a client that did nothing wrong.
 const EVICT_MIN_WAIT: Duration = Duration::from_secs(1);
@@ -496,7 +496,7 @@ impl Reactor {
     /// have waited longest for a request: first those idle after a
     /// response (kept alive), as nginx does, then those that have sent no
     /// complete head (a browser's pre-opened sockets, slow heads), oldest
-    /// first (those only if they have waited `EVICT_MIN_WAIT`). Otherwise
+    /// first (one that has sent nothing only once it has waited `EVICT_MIN_WAIT`). Otherwise
     /// either kind could lock everyone else out: browsers
     /// open sockets ahead of time, which is why Python has
     /// `ThreadingHTTPServer`. Closes a batch, so this scan is rare; returns
@@ -509,8 +509,10 @@ impl Reactor {
             let Some((idle, since)) = c.waiting_for_a_request() else {
                 continue;
             };
+            // Only a connection that has sent nothing may have its request
+            // on the way; a slow head has shown what it is.
             let ripe = since + EVICT_MIN_WAIT;
-            if idle || ripe <= now {
+            if idle || ripe <= now || !c.received_nothing() {
                 waiting.push(((!idle, since), key));
             } else {
                 next = Some(next.map_or(ripe, |n| n.min(ripe)));
