@@ -41,15 +41,22 @@
 //! let stop = server.shutdown_handle();
 //! let client = std::thread::spawn(move || {
 //!     use std::io::{Read, Write};
-//!     let mut c = std::net::TcpStream::connect(addr).unwrap();
-//!     c.write_all(b"GET /api/time HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
-//!     let mut answer = String::new();
-//!     c.read_to_string(&mut answer).unwrap();
-//!     stop.shutdown();
+//!     let ask = || -> std::io::Result<String> {
+//!         let mut c = std::net::TcpStream::connect(addr)?;
+//!         c.write_all(b"GET /api/time HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")?;
+//!         let mut answer = String::new();
+//!         c.read_to_string(&mut answer)?;
+//!         Ok(answer)
+//!     };
+//!     let answer = ask();
+//!     stop.shutdown(); // whatever the client saw, so the example ends
 //!     answer
 //! });
 //! server.serve_forever()?;
-//! assert!(client.join().unwrap().starts_with("HTTP/1.1 200 OK"));
+//! let answer = client
+//!     .join()
+//!     .map_err(|_| std::io::Error::other("the client thread panicked"))??;
+//! assert!(answer.starts_with("HTTP/1.1 200 OK"));
 //! # Ok(())
 //! # }
 //! ```

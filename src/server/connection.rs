@@ -76,6 +76,44 @@ pub(crate) struct Shared<'a> {
     pub max_scripts: usize,
 }
 
+impl Shared<'_> {
+    /// An exchange for `req`, answering into the shared output buffer with
+    /// the server's services at hand.
+    pub(crate) fn exchange<'b>(&'b mut self, req: Req<'b>, keep_alive: bool) -> Exchange<'b> {
+        Exchange::new(
+            req,
+            self.wbuf,
+            self.held,
+            self.config,
+            self.clock.http_date(),
+            self.clock.unix_secs(),
+            keep_alive,
+            Some(self.services),
+            None,
+        )
+    }
+
+    /// An exchange that only writes an error page, into `page` or else the
+    /// shared output buffer; the connection closes after it.
+    pub(crate) fn error_exchange<'b>(
+        &'b mut self,
+        req: Req<'b>,
+        page: Option<&'b mut Vec<u8>>,
+    ) -> Exchange<'b> {
+        Exchange::new(
+            req,
+            page.unwrap_or(self.wbuf),
+            self.held,
+            self.config,
+            self.clock.http_date(),
+            self.clock.unix_secs(),
+            false,
+            None,
+            None,
+        )
+    }
+}
+
 /// News about a CGI child, from a connection to the reactor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChildEvent {
@@ -674,17 +712,7 @@ impl Connection {
             headers: &headers[..],
             framing: BodyFraming::NONE,
         };
-        let mut ex = Exchange::new(
-            req,
-            sh.wbuf,
-            sh.held,
-            sh.config,
-            sh.clock.http_date(),
-            sh.clock.unix_secs(),
-            false,
-            None,
-            None,
-        );
+        let mut ex = sh.error_exchange(req, None);
         ex.send_error(
             rejection.status,
             rejection.message.as_deref(),

@@ -4,7 +4,7 @@
 
 use super::flow::{OwnedHead, ReqInfo};
 use super::{ChildEvent, Connection, Shared, Skip, Source, State, Step};
-use crate::handler::{CgiCommand, Exchange, Next, Protocol};
+use crate::handler::{CgiCommand, Next, Protocol};
 use crate::proto::cgi::{self, OutputParse};
 use crate::proto::request::{BodyFraming, Version};
 use crate::proto::response::{Head, status_has_body};
@@ -194,17 +194,7 @@ impl Connection {
         );
         let mut page = Vec::new();
         head.with_req(|req| {
-            let mut ex = Exchange::new(
-                req,
-                &mut page,
-                sh.held,
-                sh.config,
-                sh.clock.http_date(),
-                sh.clock.unix_secs(),
-                false,
-                None,
-                None,
-            );
+            let mut ex = sh.error_exchange(req, Some(&mut page));
             ex.send_error(status, Some(message), None);
             ex.finish()
         });
@@ -453,17 +443,7 @@ impl Connection {
         let handler = std::rc::Rc::clone(handler);
         let before = sh.wbuf.len();
         let outcome = head.with_req(|req| {
-            let mut ex = Exchange::new(
-                req,
-                sh.wbuf,
-                sh.held,
-                sh.config,
-                sh.clock.http_date(),
-                sh.clock.unix_secs(),
-                !run.close,
-                Some(sh.services),
-                None,
-            );
+            let mut ex = sh.exchange(req, !run.close);
             handler.handle(&mut ex);
             ex.finish()
         });

@@ -323,18 +323,7 @@ impl Connection {
             return;
         };
         let handler = std::rc::Rc::clone(handler);
-        let date = sh.clock.http_date();
-        let mut ex = Exchange::new(
-            req,
-            sh.wbuf,
-            sh.held,
-            sh.config,
-            date,
-            sh.clock.unix_secs(),
-            keep,
-            Some(sh.services),
-            None,
-        );
+        let mut ex = sh.exchange(req, keep);
         handler.handle(&mut ex);
         let outcome = ex.finish();
         let owned = || OwnedHead::new(head, line_end, self.peer, framing);
@@ -605,17 +594,7 @@ impl Connection {
     fn answer_error(&mut self, head: &OwnedHead, code: u16, message: &str, sh: &mut Shared) {
         let info_line = head.raw_line().to_vec();
         let outcome = head.with_req(|req| {
-            let mut ex = Exchange::new(
-                req,
-                sh.wbuf,
-                sh.held,
-                sh.config,
-                sh.clock.http_date(),
-                sh.clock.unix_secs(),
-                false,
-                None,
-                None,
-            );
+            let mut ex = sh.error_exchange(req, None);
             ex.send_error(code, Some(message), None);
             ex.finish()
         });
@@ -712,17 +691,7 @@ impl Connection {
         let keep = wait.keep_alive;
         let f = &mut wait.f;
         let result = wait.head.with_req(|req| {
-            let mut ex = Exchange::new(
-                req,
-                sh.wbuf,
-                sh.held,
-                sh.config,
-                sh.clock.http_date(),
-                sh.clock.unix_secs(),
-                keep,
-                Some(sh.services),
-                None,
-            );
+            let mut ex = sh.exchange(req, keep);
             match f(&mut ex) {
                 Poll::Pending => None,
                 Poll::Ready => Some(ex.finish()),
@@ -854,17 +823,7 @@ impl Connection {
             return self.flush_wbuf(sh);
         }
         let result = head.with_req(|req| {
-            let mut ex = Exchange::new(
-                req,
-                sh.wbuf,
-                sh.held,
-                sh.config,
-                sh.clock.http_date(),
-                sh.clock.unix_secs(),
-                keep_alive,
-                Some(sh.services),
-                None,
-            );
+            let mut ex = sh.exchange(req, keep_alive);
             match sink {
                 Sink::Whole { buf, then, .. } => then(&mut ex, buf.into_vec()),
                 Sink::With(sink) => sink.end(&mut ex),
